@@ -1,0 +1,3 @@
+//! Core of deepcompress.
+pub mod error;
+pub use error::{CoreError, Result};

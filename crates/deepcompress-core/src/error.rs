@@ -93,6 +93,15 @@ pub enum CoreError {
         #[source]
         source: std::io::Error,
     },
+    /// A compression pass from a technique crate failed with its own error type.
+    #[error("pass `{pass}` failed: {source}")]
+    Pass {
+        /// Pass name.
+        pass: String,
+        /// The technique crate's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// JSON (de)serialisation failed.
     #[error("JSON error: {0}")]
     Json(#[from] serde_json::Error),
@@ -112,13 +121,40 @@ impl CoreError {
     }
 
     /// Shorthand for a [`CoreError::InvalidParam`].
-    pub fn param(name: impl Into<String>, value: impl std::fmt::Display, reason: impl Into<String>) -> Self {
-        CoreError::InvalidParam { name: name.into(), value: value.to_string(), reason: reason.into() }
+    pub fn param(
+        name: impl Into<String>,
+        value: impl std::fmt::Display,
+        reason: impl Into<String>,
+    ) -> Self {
+        CoreError::InvalidParam {
+            name: name.into(),
+            value: value.to_string(),
+            reason: reason.into(),
+        }
     }
 
     /// Shorthand for a [`CoreError::Format`] without a file.
     pub fn format(format: &'static str, reason: impl Into<String>) -> Self {
         CoreError::Format { format, path: None, reason: reason.into() }
+    }
+
+    /// Prefixes the layer path `path` to the context of a shape, non-finite or
+    /// missing-cache error, so that nested containers report `features.0 (Conv2d)`.
+    pub fn at(self, path: &str) -> Self {
+        let join = |context: String| match context.split_once(" (") {
+            Some((inner, rest)) => format!("{path}.{inner} ({rest}"),
+            None => format!("{path} ({context})"),
+        };
+        match self {
+            CoreError::Shape { context, expected, got } => {
+                CoreError::Shape { context: join(context), expected, got }
+            }
+            CoreError::NonFinite { context, what } => {
+                CoreError::NonFinite { context: join(context), what }
+            }
+            CoreError::NoForwardCache { layer } => CoreError::NoForwardCache { layer: join(layer) },
+            other => other,
+        }
     }
 
     /// Attach a file path to a [`CoreError::Format`] error; other errors pass through.

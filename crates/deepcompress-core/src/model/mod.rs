@@ -1,0 +1,9 @@
+//! The model tree: layers addressed by PyTorch-style dotted paths.
+
+mod selector;
+mod summary;
+mod tree;
+
+pub use selector::Selector;
+pub use summary::ModelSummary;
+pub use tree::Model;

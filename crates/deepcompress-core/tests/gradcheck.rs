@@ -59,7 +59,8 @@ fn check_at(proto: Box<dyn Layer>, x: ArrayD<f32>, rng: &mut ChaCha8Rng) {
         let (mut xp, mut xm) = (x.clone(), x.clone());
         xp.as_slice_mut().unwrap()[k] += eps;
         xm.as_slice_mut().unwrap()[k] -= eps;
-        let num = (loss(proto.as_ref(), &xp, &r) - loss(proto.as_ref(), &xm, &r)) / (2.0 * eps as f64);
+        let num =
+            (loss(proto.as_ref(), &xp, &r) - loss(proto.as_ref(), &xm, &r)) / (2.0 * eps as f64);
         close(dx.as_slice().unwrap()[k], num, &format!("{} input[{k}]", proto.kind()));
     }
     // Parameter gradients at up to 40 positions each.
@@ -106,8 +107,14 @@ fn conv2d_stride_padding_dilation() {
 
 #[test]
 fn conv2d_grouped_and_depthwise() {
-    check(Box::new(Conv2d::new(Conv2dConfig::new(4, 6, 3).groups(2).padding(1), 4).unwrap()), &[2, 4, 5, 5]);
-    check(Box::new(Conv2d::new(Conv2dConfig::new(3, 3, 3).groups(3).bias(false), 5).unwrap()), &[2, 3, 5, 5]);
+    check(
+        Box::new(Conv2d::new(Conv2dConfig::new(4, 6, 3).groups(2).padding(1), 4).unwrap()),
+        &[2, 4, 5, 5],
+    );
+    check(
+        Box::new(Conv2d::new(Conv2dConfig::new(3, 3, 3).groups(3).bias(false), 5).unwrap()),
+        &[2, 3, 5, 5],
+    );
 }
 
 #[test]
@@ -157,7 +164,8 @@ fn residual_identity_and_projection() {
     let body = Sequential::new()
         .with(Conv2d::new(Conv2dConfig::new(2, 4, 3).stride(2).padding(1), 2).unwrap())
         .with(BatchNorm::new_2d(4));
-    let proj = Sequential::new().with(Conv2d::new(Conv2dConfig::new(2, 4, 1).stride(2), 3).unwrap());
+    let proj =
+        Sequential::new().with(Conv2d::new(Conv2dConfig::new(2, 4, 1).stride(2), 3).unwrap());
     check(Box::new(Residual::projection(body, proj)), &[4, 2, 6, 6]);
 }
 

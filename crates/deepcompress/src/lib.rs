@@ -1,3 +1,15 @@
-//! deepcompress facade (work in progress).
+#![doc = include_str!("../../../README.md")]
+#![deny(missing_docs)]
+
+mod compressor;
+mod report;
+
+pub use compressor::Compressor;
+pub use report::{CompressionReport, LayerRow};
+
+/// The core crate: tensors, layers, model tree, training, data, I/O, linalg, passes.
 pub use deepcompress_core as core;
-pub use deepcompress_core::*;
+pub use deepcompress_core::{
+    Constraint, CoreError, DenseTensor, Layer, Mode, Model, Param, Result, Selector, Tensor, data,
+    ensure_finite, error, layer, model, models, ops, param, pass, tensor, train,
+};

@@ -21,6 +21,7 @@
 
 pub mod data;
 pub mod error;
+pub mod io;
 pub mod layer;
 pub mod model;
 pub mod models;

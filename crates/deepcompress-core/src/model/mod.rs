@@ -1,6 +1,7 @@
 //! The model tree: layers addressed by PyTorch-style dotted paths.
 
 mod selector;
+mod state;
 mod summary;
 mod tree;
 

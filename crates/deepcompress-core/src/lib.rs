@@ -23,6 +23,7 @@ pub mod data;
 pub mod error;
 pub mod io;
 pub mod layer;
+pub mod linalg;
 pub mod model;
 pub mod models;
 pub mod ops;

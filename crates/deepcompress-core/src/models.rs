@@ -2,13 +2,14 @@
 
 use crate::Result;
 use crate::layer::{
-    BatchNorm, Conv2d, Conv2dConfig, Flatten, GlobalAvgPool, Linear, MaxPool2d, Relu, Residual,
-    Sequential,
+    BatchNorm, Conv2d, Conv2dConfig, Flatten, GlobalAvgPool, Init, Linear, MaxPool2d, Relu,
+    Residual, Sequential,
 };
 use crate::model::Model;
 
 /// LeNet-300-100 (LeCun et al. 1998): 784-300-100-10 with ReLU, 266,610 parameters.
 /// Layers `fc1`, `fc2`, `fc3` (Deep Compression's ip1-ip3). Takes `[n, 1, 28, 28]` or `[n, 784]`.
+/// Weights use Glorot initialisation, as scikit-learn's MLP does.
 ///
 /// ```
 /// let m = deepcompress_core::models::lenet_300_100(0);
@@ -18,11 +19,17 @@ pub fn lenet_300_100(seed: u64) -> Model {
     Model::new(
         Sequential::new()
             .with_named("flatten", Flatten::default())
-            .with_named("fc1", Linear::new(784, 300, true, seed))
+            .with_named("fc1", Linear::with_init(784, 300, true, Init::Glorot, seed))
             .with_named("relu1", Relu::default())
-            .with_named("fc2", Linear::new(300, 100, true, seed.wrapping_add(1)))
+            .with_named(
+                "fc2",
+                Linear::with_init(300, 100, true, Init::Glorot, seed.wrapping_add(1)),
+            )
             .with_named("relu2", Relu::default())
-            .with_named("fc3", Linear::new(100, 10, true, seed.wrapping_add(2))),
+            .with_named(
+                "fc3",
+                Linear::with_init(100, 10, true, Init::Glorot, seed.wrapping_add(2)),
+            ),
     )
 }
 

@@ -1,3 +1,4 @@
+//! Local experiment (not committed).
 use deepcompress::data::Mnist;
 use deepcompress::models::lenet_300_100;
 use deepcompress::train::{Adam, TrainConfig, Trainer};

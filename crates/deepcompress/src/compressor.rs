@@ -8,6 +8,7 @@ use deepcompress_core::{Model, Result};
 
 type FineTuneFn = Box<dyn FnMut(&mut Model) -> Result<()>>;
 type EvalFn = Box<dyn FnMut(&mut Model) -> Result<f32>>;
+type ProgressFn = Box<dyn FnMut(&str)>;
 
 /// One pass and the fine-tuning that follows it.
 struct Stage {
@@ -49,7 +50,7 @@ pub struct Compressor {
     evaluator: Option<EvalFn>,
     calibration: Option<Dataset>,
     seed: u64,
-    progress: Option<Box<dyn FnMut(&str)>>,
+    progress: Option<ProgressFn>,
 }
 
 impl std::fmt::Debug for Compressor {

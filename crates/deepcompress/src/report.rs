@@ -8,6 +8,15 @@ use std::fmt::{self, Write as _};
 
 /// One layer of the original model: its cost before compression and the summed cost of
 /// whatever replaced it (a factored Linear's two halves count together).
+///
+/// ```
+/// use deepcompress::{Compressor, Selector, pass::CastF16};
+/// let mut m = deepcompress::models::lenet_300_100(0);
+/// let r = Compressor::new(&[1, 784]).stage(CastF16::new(Selector::path("fc3"))).run(&mut m).unwrap();
+/// let fc3 = r.rows.iter().find(|row| row.path == "fc3").unwrap();
+/// assert_eq!(fc3.after.storage_bits, 1000 * 16 + 10 * 32);
+/// assert!(fc3.bits_per_weight() < 17.0 && fc3.compression() > 1.9);
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LayerRow {
     /// Path in the original model.

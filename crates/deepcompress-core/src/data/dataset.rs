@@ -174,6 +174,29 @@ impl Dataset {
         Ok(Self { inputs, labels })
     }
 
+    /// Standardises every input value as `(x - mean) / std` (for MNIST, the usual
+    /// [`MNIST_MEAN`](super::MNIST_MEAN) and [`MNIST_STD`](super::MNIST_STD)).
+    ///
+    /// ```
+    /// use deepcompress_core::data::Dataset;
+    /// use ndarray::ArrayD;
+    /// let ds = Dataset::new(ArrayD::ones(vec![2, 3]), vec![0, 1])?.normalize(0.5, 0.25)?;
+    /// assert!(ds.inputs.iter().all(|&v| v == 2.0));
+    /// assert!(Dataset::new(ArrayD::ones(vec![1, 1]), vec![0])?.normalize(0.0, 0.0).is_err());
+    /// # Ok::<(), deepcompress_core::CoreError>(())
+    /// ```
+    pub fn normalize(mut self, mean: f32, std: f32) -> Result<Self> {
+        if !(mean.is_finite() && std.is_finite() && std > 0.0) {
+            return Err(CoreError::param(
+                "normalize mean/std",
+                format!("{mean}/{std}"),
+                "need finite values and std > 0",
+            ));
+        }
+        self.inputs.par_mapv_inplace(|v| (v - mean) / std);
+        Ok(self)
+    }
+
     /// The first `n` samples (all of them when `n >= len`).
     ///
     /// ```

@@ -23,6 +23,12 @@ macro_rules! embedded_file {
     };
 }
 
+/// Mean pixel value of the MNIST training set (images scaled to `[0, 1]`).
+pub const MNIST_MEAN: f32 = 0.1307;
+
+/// Standard deviation of the MNIST training pixels (images scaled to `[0, 1]`).
+pub const MNIST_STD: f32 = 0.3081;
+
 /// Number of digit classes.
 pub const NUM_CLASSES: usize = 10;
 

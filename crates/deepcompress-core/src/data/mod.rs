@@ -15,7 +15,7 @@ mod mnist;
 
 pub use dataset::Dataset;
 pub use idx::{IdxArray, MAX_DIMS, read_idx_bytes, read_idx_file};
-pub use mnist::{Mnist, NUM_CLASSES};
+pub use mnist::{MNIST_MEAN, MNIST_STD, Mnist, NUM_CLASSES};
 
 #[cfg(test)]
 mod tests;

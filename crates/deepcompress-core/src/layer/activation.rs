@@ -19,7 +19,11 @@ macro_rules! activation {
             }
 
             fn forward(&mut self, mut x: ArrayD<f32>, mode: Mode) -> Result<ArrayD<f32>> {
-                x.par_mapv_inplace(|$x| $f);
+                if crate::ops::worth_parallel(x.len()) {
+                    x.par_mapv_inplace(|$x| $f);
+                } else {
+                    x.mapv_inplace(|$x| $f);
+                }
                 self.output = (mode == Mode::Train).then(|| x.clone());
                 Ok(x)
             }
@@ -32,7 +36,12 @@ macro_rules! activation {
                 if !need_input_grad {
                     return Ok(None);
                 }
-                Zip::from(&mut grad).and(out).par_for_each(|g, &$y| *g *= $df);
+                let z = Zip::from(&mut grad).and(out);
+                if crate::ops::worth_parallel(out.len()) {
+                    z.par_for_each(|g, &$y| *g *= $df);
+                } else {
+                    z.for_each(|g, &$y| *g *= $df);
+                }
                 Ok(Some(grad))
             }
 

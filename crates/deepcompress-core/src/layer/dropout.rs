@@ -13,9 +13,9 @@ use rand_chacha::ChaCha8Rng;
 /// use deepcompress_core::layer::{Dropout, Layer, Mode};
 /// use ndarray::ArrayD;
 /// let mut d = Dropout::new(0.5, 1).unwrap();
-/// let y = d.forward(ArrayD::ones(vec![1000]), Mode::Train).unwrap();
+/// let y = d.forward(ArrayD::<f32>::ones(vec![1000]), Mode::Train).unwrap();
 /// assert!(y.iter().all(|&v| v == 0.0 || v == 2.0));
-/// assert_eq!(d.forward(ArrayD::ones(vec![3]), Mode::Eval).unwrap(), ArrayD::ones(vec![3]));
+/// assert_eq!(d.forward(ArrayD::ones(vec![3]), Mode::Eval).unwrap(), ArrayD::<f32>::ones(vec![3]));
 /// assert!(Dropout::new(1.0, 0).is_err());
 /// ```
 #[derive(Debug, Clone)]
@@ -58,6 +58,9 @@ impl Layer for Dropout {
         x *= &mask;
         self.mask = Some(mask);
         Ok(x)
+    }
+    fn reseed(&mut self, seed: u64) {
+        self.rng = init::rng(seed);
     }
     fn backward(
         &mut self,

@@ -1,6 +1,6 @@
 //! Fully connected layer.
 
-use super::{Layer, LayerCost, Mode, expect_shape, init, layer_boilerplate, no_cache};
+use super::{Init, Layer, LayerCost, Mode, expect_shape, init, layer_boilerplate, no_cache};
 use crate::param::Param;
 use crate::{CoreError, Result, ops};
 use ndarray::{Array2, ArrayD, Axis, Ix1, Ix2};
@@ -26,8 +26,19 @@ pub struct Linear {
 impl Linear {
     /// A layer with PyTorch's default initialisation from `seed`.
     pub fn new(in_features: usize, out_features: usize, bias: bool, seed: u64) -> Self {
+        Self::with_init(in_features, out_features, bias, Init::FanIn, seed)
+    }
+
+    /// A layer initialised by `init` from `seed`.
+    pub fn with_init(
+        in_features: usize,
+        out_features: usize,
+        bias: bool,
+        init: Init,
+        seed: u64,
+    ) -> Self {
         let mut rng = init::rng(seed);
-        let bound = 1.0 / (in_features.max(1) as f32).sqrt();
+        let bound = init.bound(in_features, out_features);
         let w = init::uniform(&[out_features, in_features], bound, &mut rng);
         let b = bias.then(|| Param::new(init::uniform(&[out_features], bound, &mut rng)));
         Self { weight: Param::new(w), bias: b, input: None }

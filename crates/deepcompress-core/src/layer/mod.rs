@@ -19,6 +19,7 @@ pub use compressed_linear::CompressedLinear;
 pub use conv2d::{Conv2d, Conv2dConfig};
 pub use dropout::Dropout;
 pub use flatten::Flatten;
+pub use init::Init;
 pub use linear::Linear;
 pub use pool::{AvgPool2d, GlobalAvgPool, MaxPool2d};
 pub use residual::Residual;
@@ -35,6 +36,14 @@ use std::fmt::Debug;
 
 /// Whether a forward pass trains (caches for backward, batch statistics, dropout on)
 /// or evaluates.
+///
+/// ```
+/// use deepcompress_core::layer::{Dropout, Layer, Mode};
+/// use ndarray::ArrayD;
+/// let mut d = Dropout::new(0.5, 0).unwrap();
+/// // Eval mode is deterministic: dropout is the identity.
+/// assert_eq!(d.forward(ArrayD::ones(vec![4]), Mode::Eval).unwrap(), ArrayD::<f32>::ones(vec![4]));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// Training: caches what backward needs.
@@ -91,6 +100,13 @@ impl LayerCost {
 }
 
 /// One row of a model summary: a leaf layer at its path with its shapes and cost.
+///
+/// ```
+/// let s = deepcompress_core::models::lenet5(0).summary(&[1, 1, 28, 28]).unwrap();
+/// let conv1 = &s.rows[0];
+/// assert_eq!((conv1.path.as_str(), conv1.kind.as_str()), ("conv1", "Conv2d"));
+/// assert_eq!(conv1.output, vec![1, 20, 24, 24]);
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LayerSummary {
     /// Dotted path in the model tree (`features.0`).
@@ -174,6 +190,10 @@ pub trait Layer: Debug + Send + Sync {
     fn children_mut(&mut self) -> Vec<(String, &mut Box<dyn Layer>)> {
         Vec::new()
     }
+
+    /// Restarts the layer's random stream (dropout) from `seed`; a no-op for
+    /// deterministic layers. Data-parallel training gives each replica its own stream.
+    fn reseed(&mut self, _seed: u64) {}
 
     /// Weight encoding name for reports.
     fn encoding(&self) -> String {

@@ -82,7 +82,7 @@ impl Layer for Softmax {
 /// use deepcompress_core::layer::{Layer, LogSoftmax, Mode};
 /// use ndarray::array;
 /// let y = LogSoftmax::default().forward(array![[1000.0f32, 1000.0]].into_dyn(), Mode::Eval).unwrap();
-/// assert!((y[[0, 0]] + 2f32.ln()).abs() < 1e-6); // no overflow
+/// assert!((y[[0, 0]] + 2f32.ln()).abs() < 1e-4); // no overflow
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct LogSoftmax {

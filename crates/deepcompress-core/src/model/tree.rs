@@ -2,6 +2,7 @@
 
 use super::Selector;
 use super::summary::ModelSummary;
+use crate::error::ensure_finite_slice;
 use crate::layer::{Layer, Mode, Sequential};
 use crate::param::Param;
 use crate::{CoreError, Result, ensure_finite};
@@ -50,7 +51,10 @@ impl Model {
 
     /// Runs the network. NaN or infinite inputs are refused before any layer runs.
     pub fn forward(&mut self, x: ArrayD<f32>, mode: Mode) -> Result<ArrayD<f32>> {
-        ensure_finite(x.iter(), "model input", "input batch")?;
+        match x.as_slice_memory_order() {
+            Some(s) => ensure_finite_slice(s, "model input", "input batch")?,
+            None => ensure_finite(x.iter(), "model input", "input batch")?,
+        }
         self.root.forward(x, mode)
     }
 
@@ -173,7 +177,7 @@ impl Model {
     }
 
     /// Calls `f` on every parameter with its full name (`fc1.weight`).
-    pub fn for_each_param(&self, mut f: impl FnMut(&str, &Param)) {
+    pub fn for_each_param<'a>(&'a self, mut f: impl FnMut(&str, &'a Param)) {
         for (name, p) in self.root.params() {
             f(name, p);
         }
@@ -195,6 +199,32 @@ impl Model {
             }
         }
         go(&mut self.root, "", &mut f);
+    }
+
+    /// Calls `f` on every buffer (`running_mean`, ...), mutable, with its full name.
+    pub fn for_each_buffer_mut(&mut self, mut f: impl FnMut(&str, &mut ArrayD<f32>)) {
+        fn go(layer: &mut dyn Layer, prefix: &str, f: &mut dyn FnMut(&str, &mut ArrayD<f32>)) {
+            for (name, b) in layer.buffers_mut() {
+                f(&join(prefix, name), b);
+            }
+            for (name, child) in layer.children_mut() {
+                go(child.as_mut(), &join(prefix, &name), f);
+            }
+        }
+        go(&mut self.root, "", &mut f);
+    }
+
+    /// Gives every random layer (dropout) a new seed.
+    pub fn reseed(&mut self, seed: u64) {
+        fn go(layer: &mut dyn Layer, seed: &mut u64) {
+            layer.reseed(*seed);
+            *seed = seed.wrapping_add(1);
+            for (_, child) in layer.children_mut() {
+                go(child.as_mut(), seed);
+            }
+        }
+        let mut s = seed;
+        go(&mut self.root, &mut s);
     }
 
     /// Sets every gradient to zero.

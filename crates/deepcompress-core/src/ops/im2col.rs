@@ -3,6 +3,13 @@
 use ndarray::{ArrayView3, ArrayViewMut2, ArrayViewMut3};
 
 /// Geometry of a 2-D convolution over one image (one group's channels).
+///
+/// ```
+/// use deepcompress_core::ops::ConvGeometry;
+/// let g = ConvGeometry { channels: 20, in_hw: (12, 12), kernel: (5, 5), stride: (1, 1),
+///                        padding: (0, 0), dilation: (1, 1) };
+/// assert_eq!((g.col_rows(), g.out_hw()), (500, Some((8, 8))));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConvGeometry {
     /// Input channels read by the convolution (one group's worth).

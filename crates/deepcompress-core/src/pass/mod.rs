@@ -68,6 +68,12 @@ impl Debug for PassContext<'_> {
 }
 
 /// What a pass did: the layers it changed and free-form notes.
+///
+/// ```
+/// use deepcompress_core::pass::PassReport;
+/// let r = PassReport { pass: "cast-f16".into(), layers: vec!["fc1".into()], notes: vec![] };
+/// assert_eq!(serde_json::to_value(&r).unwrap()["layers"][0], "fc1");
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct PassReport {
     /// Pass name.

@@ -9,6 +9,12 @@ use ndarray::Axis;
 use serde::Serialize;
 
 /// Accuracy and mean cross-entropy over a dataset.
+///
+/// ```
+/// use deepcompress_core::train::Evaluation;
+/// let e = Evaluation { accuracy: 0.97, loss: 0.1 };
+/// assert!(e.accuracy > 0.9);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Evaluation {
     /// Fraction of correct top-1 predictions, in `[0, 1]`.

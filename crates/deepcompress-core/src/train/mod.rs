@@ -4,6 +4,7 @@ mod loss;
 mod metrics;
 mod optim;
 mod schedule;
+mod shards;
 mod trainer;
 
 pub use loss::{cross_entropy, mse};

@@ -3,17 +3,69 @@
 //! survive retraining.
 
 use crate::model::Model;
+use crate::ops::worth_parallel;
 use crate::param::Param;
 use crate::{CoreError, Result};
-use ndarray::{ArrayD, Zip};
+use ndarray::ArrayD;
+use rayon::prelude::*;
 use std::collections::HashMap;
 
 /// Updates a model's parameters from their gradients.
+///
+/// ```
+/// use deepcompress_core::models::mlp;
+/// use deepcompress_core::train::{Optimizer, Sgd};
+/// let mut m = mlp(&[2, 1], 0).unwrap();
+/// m.for_each_param_mut(|_, p| p.grad_mut().fill(1.0));
+/// let before = m.state_dict().get_f32("fc1.bias").unwrap()[[0]];
+/// Sgd::new(0.0).unwrap().step(&mut m, 0.5);
+/// assert_eq!(m.state_dict().get_f32("fc1.bias").unwrap()[[0]], before - 0.5);
+/// ```
 pub trait Optimizer: Send {
     /// One update with learning rate `lr`.
     fn step(&mut self, model: &mut Model, lr: f32);
     /// Forgets per-parameter state (momentum, moments), for example after surgery.
     fn reset(&mut self);
+}
+
+/// Applies `f(w, g, a, b)` to every element of same-shaped contiguous arrays, in
+/// parallel chunks when the arrays are large.
+fn elementwise(
+    w: &mut ArrayD<f32>,
+    g: &ArrayD<f32>,
+    a: &mut ArrayD<f32>,
+    b: Option<&mut ArrayD<f32>>,
+    f: impl Fn(&mut f32, f32, &mut f32, Option<&mut f32>) + Sync,
+) {
+    const CHUNK: usize = 1 << 14;
+    let slice =
+        |x: &ArrayD<f32>| x.as_slice_memory_order().expect("parameters are contiguous").len();
+    debug_assert_eq!(slice(w), slice(g));
+    let w = w.as_slice_memory_order_mut().expect("contiguous");
+    let g = g.as_slice_memory_order().expect("contiguous");
+    let a = a.as_slice_memory_order_mut().expect("contiguous");
+    let mut b = b.map(|b| b.as_slice_memory_order_mut().expect("contiguous"));
+    let run = |w: &mut [f32], g: &[f32], a: &mut [f32], b: Option<&mut [f32]>| match b {
+        Some(b) => w
+            .iter_mut()
+            .zip(g)
+            .zip(a.iter_mut())
+            .zip(b.iter_mut())
+            .for_each(|(((w, g), a), b)| f(w, *g, a, Some(b))),
+        None => w.iter_mut().zip(g).zip(a.iter_mut()).for_each(|((w, g), a)| f(w, *g, a, None)),
+    };
+    if !worth_parallel(w.len()) {
+        return run(w, g, a, b.as_deref_mut());
+    }
+    let bs: Vec<Option<&mut [f32]>> = match b {
+        Some(b) => b.chunks_mut(CHUNK).map(Some).collect(),
+        None => (0..w.len().div_ceil(CHUNK)).map(|_| None).collect(),
+    };
+    w.par_chunks_mut(CHUNK)
+        .zip(g.par_chunks(CHUNK))
+        .zip(a.par_chunks_mut(CHUNK))
+        .zip(bs)
+        .for_each(|(((w, g), a), b)| run(w, g, a, b));
 }
 
 /// Runs `update` on every trainable parameter between the constraint hooks, creating
@@ -44,7 +96,7 @@ fn for_each_trainable<S>(
 ///
 /// ```
 /// use deepcompress_core::train::Sgd;
-/// let opt = Sgd::new(0.9).nesterov(true).weight_decay(5e-4).unwrap();
+/// let opt = Sgd::new(0.9).unwrap().nesterov(true).weight_decay(5e-4).unwrap();
 /// assert!(Sgd::new(1.5).is_err());
 /// # let _ = opt;
 /// ```
@@ -91,7 +143,7 @@ impl Optimizer for Sgd {
             |s| s.shape(),
             |p, v| {
                 let (w, g) = p.value_and_grad_mut();
-                Zip::from(w).and(g).and(v).for_each(|w, &g, v| {
+                elementwise(w, g, v, None, |w, g, v, _| {
                     let g = g + wd * *w;
                     *v = mu * *v + g;
                     *w -= lr * if nesterov { g + mu * *v } else { *v };
@@ -189,7 +241,8 @@ impl Optimizer for Adam {
                 let c2 = 1.0 - b2.powi(s.t);
                 let step = lr / c1;
                 let (w, g) = p.value_and_grad_mut();
-                Zip::from(w).and(g).and(&mut s.m).and(&mut s.v).for_each(|w, &g, m, v| {
+                elementwise(w, g, &mut s.m, Some(&mut s.v), |w, g, m, v| {
+                    let v = v.expect("Adam passes its second moment");
                     let g = if decoupled { g } else { g + wd * *w };
                     if decoupled {
                         *w -= lr * wd * *w;

@@ -1,8 +1,9 @@
 //! Mini-batch training loop with seeded shuffling, evaluation and early stopping.
 
-use super::{Evaluation, LrSchedule, Optimizer, cross_entropy, evaluate};
+use super::shards::Shards;
+use super::{Evaluation, LrSchedule, Optimizer, evaluate};
 use crate::data::Dataset;
-use crate::layer::{Mode, init};
+use crate::layer::init;
 use crate::model::Model;
 use crate::{CoreError, Result};
 use rand::seq::SliceRandom;
@@ -11,6 +12,12 @@ use std::time::Instant;
 
 /// Stop when the validation accuracy has not improved by `min_delta` for `patience`
 /// epochs, and restore the best weights.
+///
+/// ```
+/// use deepcompress_core::train::{EarlyStopping, TrainConfig};
+/// let cfg = TrainConfig { early_stopping: Some(EarlyStopping { patience: 3, min_delta: 0.001 }), ..TrainConfig::default() };
+/// assert!(cfg.check().is_ok());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EarlyStopping {
     /// Epochs without improvement before stopping.
@@ -41,10 +48,16 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Optional early stopping on the validation set.
     pub early_stopping: Option<EarlyStopping>,
+    /// Each batch is split into this many shards processed in parallel by model replicas
+    /// (data parallelism; gradients summed in shard order, so the result does not depend
+    /// on the thread count). BatchNorm layers then normalise with per-shard statistics
+    /// ("ghost batch norm") and keep the mean of the shards' running statistics; use 1
+    /// for whole-batch statistics.
+    pub shards: usize,
 }
 
 impl Default for TrainConfig {
-    /// 10 epochs, batch 128, lr 1e-3 (Adam's usual rate), constant, seed 0.
+    /// 10 epochs, batch 128, lr 1e-3 (Adam's usual rate), constant, seed 0, 2 shards.
     fn default() -> Self {
         Self {
             epochs: 10,
@@ -53,6 +66,7 @@ impl Default for TrainConfig {
             schedule: LrSchedule::Constant,
             seed: 0,
             early_stopping: None,
+            shards: 2,
         }
     }
 }
@@ -62,6 +76,9 @@ impl TrainConfig {
     pub fn check(&self) -> Result<()> {
         if self.epochs == 0 {
             return Err(CoreError::param("epochs", 0, "must be positive"));
+        }
+        if self.shards == 0 {
+            return Err(CoreError::param("shards", 0, "must be positive"));
         }
         if self.batch_size == 0 {
             return Err(CoreError::param("batch_size", 0, "must be positive"));
@@ -74,6 +91,15 @@ impl TrainConfig {
 }
 
 /// What happened in one epoch, passed to the progress callback.
+///
+/// ```
+/// use deepcompress_core::{data::Dataset, models::mlp, train::{Adam, TrainConfig, Trainer}};
+/// let data = Dataset::new(ndarray::ArrayD::zeros(vec![8, 2]), vec![0; 8]).unwrap();
+/// let mut seen = Vec::new();
+/// let cfg = TrainConfig { epochs: 2, batch_size: 4, ..TrainConfig::default() };
+/// Trainer::new(cfg).fit(&mut mlp(&[2, 2], 0).unwrap(), &mut Adam::default(), &data, None, |e| seen.push(e.epoch)).unwrap();
+/// assert_eq!(seen, vec![0, 1]);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct EpochStats {
     /// 0-based epoch.
@@ -89,6 +115,15 @@ pub struct EpochStats {
 }
 
 /// All epochs of a run.
+///
+/// ```
+/// use deepcompress_core::{data::Dataset, models::mlp, train::{Adam, TrainConfig, Trainer}};
+/// let data = Dataset::new(ndarray::ArrayD::zeros(vec![8, 2]), vec![1; 8]).unwrap();
+/// let cfg = TrainConfig { epochs: 3, batch_size: 8, ..TrainConfig::default() };
+/// let h = Trainer::new(cfg).fit(&mut mlp(&[2, 2], 0).unwrap(), &mut Adam::default(), &data, None, |_| {}).unwrap();
+/// assert_eq!(h.epochs.len(), 3);
+/// assert!(!h.stopped_early);
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct TrainHistory {
     /// One entry per epoch run.
@@ -150,6 +185,7 @@ impl Trainer {
         let mut history = TrainHistory::default();
         let mut best: Option<(f32, Model)> = None;
         let mut since_best = 0;
+        let mut shards = Shards::new(model, cfg.shards, cfg.seed);
         for epoch in 0..cfg.epochs {
             let start = Instant::now();
             let lr = cfg.schedule.lr(cfg.lr, epoch, cfg.epochs);
@@ -158,12 +194,9 @@ impl Trainer {
             let batches = order.chunks(cfg.batch_size);
             let n_batches = batches.len();
             for chunk in batches {
-                let (x, y) = train.batch(chunk);
-                model.zero_grad();
-                let logits = model.forward(x, Mode::Train)?;
-                let (loss, grad) = cross_entropy(&logits, &y)?;
-                model.backward(grad)?;
+                let loss = shards.forward_backward(model, train, chunk)?;
                 optimizer.step(model, lr);
+                shards.sync(model);
                 loss_sum += loss as f64;
             }
             let val_eval = val.map(|v| evaluate(model, v, 512)).transpose()?;

@@ -4,12 +4,27 @@ use super::{Layer, LayerCost, Mode, expect_shape, init, layer_boilerplate, no_ca
 use crate::ops::{self, ConvGeometry};
 use crate::param::Param;
 use crate::{CoreError, Result};
-use ndarray::{Array2, Array4, ArrayD, ArrayView2, Axis, Ix1, Ix4, s};
+use ndarray::{Array2, Array3, Array4, ArrayD, ArrayView2, Axis, Ix4, s};
 use rayon::prelude::*;
 
-/// Images are processed in this many fixed chunks so that gradient sums are added in the
-/// same order whatever the thread count (same seed, same bits).
-const GRAD_CHUNKS: usize = 8;
+/// Images are processed in this many fixed chunks (one GEMM each): enough to keep two
+/// cores busy, few enough for large GEMMs, and fixed so that gradient sums are added in
+/// the same order whatever the thread count (same seed, same bits).
+const IMAGE_CHUNKS: usize = 4;
+
+/// Up to [`IMAGE_CHUNKS`] contiguous ranges of images whose sizes differ by at most one.
+fn image_chunks(n: usize) -> Vec<std::ops::Range<usize>> {
+    let k = IMAGE_CHUNKS.min(n).max(1);
+    let (base, extra) = (n / k, n % k);
+    let mut start = 0;
+    (0..k)
+        .map(|i| {
+            let len = base + usize::from(i < extra);
+            start += len;
+            start - len..start
+        })
+        .collect()
+}
 
 /// Hyper-parameters of a [`Conv2d`].
 ///
@@ -200,6 +215,16 @@ impl Conv2d {
         })
     }
 
+    /// Calls `f(output rows, column rows)` for each group.
+    fn for_groups(&self, mut f: impl FnMut(std::ops::Range<usize>, std::ops::Range<usize>)) {
+        let c = &self.config;
+        let (opg, rpg) =
+            (c.out_channels / c.groups, c.in_channels / c.groups * c.kernel.0 * c.kernel.1);
+        for g in 0..c.groups {
+            f(g * opg..(g + 1) * opg, g * rpg..(g + 1) * rpg);
+        }
+    }
+
     /// The weight as `[out, in/groups*kh*kw]`.
     fn weight_matrix(w: &ArrayD<f32>) -> ArrayView2<'_, f32> {
         let out = w.shape()[0];
@@ -219,39 +244,51 @@ impl Layer for Conv2d {
         let (n, _, h, w) = x.dim();
         let c = self.config;
         let geo = self.geometry(h, w);
-        let (opg, rows_pg) = (c.out_channels / c.groups, geo.col_rows() / c.groups);
+        let ohw = oh * ow;
         let weight = self.weight.effective();
         let wm = Self::weight_matrix(&weight);
-        let mut y = Array4::<f32>::zeros((n, c.out_channels, oh, ow));
-        let cols: Vec<Array2<f32>> = y
-            .axis_iter_mut(Axis(0))
-            .into_par_iter()
-            .zip(x.axis_iter(Axis(0)).into_par_iter())
-            .map(|(mut yi, xi)| {
-                let mut col = Array2::<f32>::zeros((geo.col_rows(), oh * ow));
-                ops::im2col(xi, &geo, col.view_mut());
-                let mut yi = yi
-                    .view_mut()
-                    .into_shape_with_order((c.out_channels, oh * ow))
-                    .expect("contiguous");
-                for g in 0..c.groups {
-                    ops::gemm(
-                        1.0,
-                        wm.slice(s![g * opg..(g + 1) * opg, ..]),
-                        col.slice(s![g * rows_pg..(g + 1) * rows_pg, ..]),
-                        false,
-                        yi.slice_mut(s![g * opg..(g + 1) * opg, ..]),
+        let ranges = image_chunks(n);
+        // One GEMM per chunk of images and group: `[out, rows] x [rows, images*oh*ow]`.
+        let parts: Vec<(Array2<f32>, Array3<f32>)> = ranges
+            .par_iter()
+            .map(|r| {
+                let nc = r.len();
+                let mut cols = Array2::<f32>::zeros((geo.col_rows(), nc * ohw));
+                for (j, i) in r.clone().enumerate() {
+                    ops::im2col(
+                        x.index_axis(Axis(0), i),
+                        &geo,
+                        cols.slice_mut(s![.., j * ohw..(j + 1) * ohw]),
                     );
                 }
-                col
+                let mut ym = Array2::<f32>::zeros((c.out_channels, nc * ohw));
+                self.for_groups(|o, k| {
+                    ops::gemm(
+                        1.0,
+                        wm.slice(s![o.clone(), ..]),
+                        cols.slice(s![k, ..]),
+                        false,
+                        ym.slice_mut(s![o, ..]),
+                    )
+                });
+                let y = ym.into_shape_with_order((c.out_channels, nc, ohw)).expect("contiguous");
+                (cols, y.permuted_axes([1, 0, 2]).as_standard_layout().into_owned())
             })
             .collect();
+        let views: Vec<_> = parts.iter().map(|(_, y)| y.view()).collect();
+        let mut y = ndarray::concatenate(Axis(0), &views)
+            .expect("chunks share their trailing shape")
+            .into_shape_with_order((n, c.out_channels, oh, ow))
+            .expect("contiguous");
         if let Some(b) = &self.bias {
-            let b = b.value().view().into_dimensionality::<Ix1>().expect("1-D bias");
-            y += &b.view().into_shape_with_order((c.out_channels, 1, 1)).expect("reshape bias");
+            let b =
+                b.value().view().into_shape_with_order((c.out_channels, 1, 1)).expect("1-D bias");
+            y += &b;
         }
-        self.cache =
-            (mode == Mode::Train).then_some(Cache { in_shape: [n, c.in_channels, h, w], cols });
+        self.cache = (mode == Mode::Train).then(|| Cache {
+            in_shape: [n, c.in_channels, h, w],
+            cols: parts.into_iter().map(|(cols, _)| cols).collect(),
+        });
         Ok(y.into_dyn())
     }
 
@@ -271,69 +308,85 @@ impl Layer for Conv2d {
                 grad.shape(),
             ));
         }
+        let ohw = oh * ow;
         let g4 = grad.into_dimensionality::<Ix4>().expect("checked 4-D");
         let geo = self.geometry(h, w);
-        let (opg, rows_pg) = (c.out_channels / c.groups, geo.col_rows() / c.groups);
         let weight = self.weight.effective().into_owned();
         let wm = Self::weight_matrix(&weight);
-        let wshape = wm.dim();
-        let mut dx = need_input_grad.then(|| Array4::<f32>::zeros((n, cin, h, w)));
-        let chunk = n.div_ceil(GRAD_CHUNKS).max(1);
-
-        // One partial weight gradient per fixed chunk of images, summed in order below.
-        let work = |i0: usize, mut dx_chunk: Option<ndarray::ArrayViewMut4<f32>>| {
-            let mut dw = Array2::<f32>::zeros(wshape);
-            let end = (i0 + chunk).min(n);
-            for i in i0..end {
-                let gi = g4.index_axis(Axis(0), i);
-                let gi =
-                    gi.into_shape_with_order((c.out_channels, oh * ow)).expect("contiguous grad");
-                let col = &cache.cols[i];
-                let mut dcol = dx_chunk.as_ref().map(|_| Array2::<f32>::zeros(col.dim()));
-                for g in 0..c.groups {
-                    let go = gi.slice(s![g * opg..(g + 1) * opg, ..]);
-                    let cg = col.slice(s![g * rows_pg..(g + 1) * rows_pg, ..]);
-                    ops::gemm(1.0, go, cg.t(), true, dw.slice_mut(s![g * opg..(g + 1) * opg, ..]));
-                    if let Some(dc) = &mut dcol {
-                        let wg = wm.slice(s![g * opg..(g + 1) * opg, ..]);
+        let ranges = image_chunks(n);
+        // Per chunk: the weight gradient `g x colsᵀ` and, when asked, the input gradient
+        // through `Wᵀ g` and col2im. Chunks are fixed, and summed in order below.
+        let parts: Vec<(Array2<f32>, Option<Array4<f32>>)> = ranges
+            .par_iter()
+            .zip(cache.cols.par_iter())
+            .map(|(r, cols)| {
+                let nc = r.len();
+                let gm = g4
+                    .slice(s![r.clone(), .., .., ..])
+                    .into_shape_with_order((nc, c.out_channels, ohw))
+                    .expect("contiguous grad")
+                    .permuted_axes([1, 0, 2])
+                    .as_standard_layout()
+                    .into_owned()
+                    .into_shape_with_order((c.out_channels, nc * ohw))
+                    .expect("contiguous");
+                let mut dw = Array2::<f32>::zeros(wm.dim());
+                self.for_groups(|o, k| {
+                    ops::gemm(
+                        1.0,
+                        gm.slice(s![o.clone(), ..]),
+                        cols.slice(s![k, ..]).t(),
+                        false,
+                        dw.slice_mut(s![o, ..]),
+                    )
+                });
+                let dx = need_input_grad.then(|| {
+                    let mut dcols = Array2::<f32>::zeros(cols.dim());
+                    self.for_groups(|o, k| {
                         ops::gemm(
                             1.0,
-                            wg.t(),
-                            go,
+                            wm.slice(s![o.clone(), ..]).t(),
+                            gm.slice(s![o, ..]),
                             false,
-                            dc.slice_mut(s![g * rows_pg..(g + 1) * rows_pg, ..]),
+                            dcols.slice_mut(s![k, ..]),
+                        )
+                    });
+                    let mut dx = Array4::<f32>::zeros((nc, cin, h, w));
+                    for j in 0..nc {
+                        ops::col2im_add(
+                            dcols.slice(s![.., j * ohw..(j + 1) * ohw]),
+                            &geo,
+                            dx.index_axis_mut(Axis(0), j),
                         );
                     }
-                }
-                if let (Some(dc), Some(dxc)) = (&dcol, &mut dx_chunk) {
-                    ops::col2im_add(dc.view(), &geo, dxc.index_axis_mut(Axis(0), i - i0));
-                }
-            }
-            dw
-        };
-        let partials: Vec<Array2<f32>> = match &mut dx {
-            Some(dx) => dx
-                .axis_chunks_iter_mut(Axis(0), chunk)
-                .into_par_iter()
-                .enumerate()
-                .map(|(k, dxc)| work(k * chunk, Some(dxc)))
-                .collect(),
-            None => (0..n.div_ceil(chunk)).into_par_iter().map(|k| work(k * chunk, None)).collect(),
-        };
+                    dx
+                });
+                (dw, dx)
+            })
+            .collect();
         let mut gw = self
             .weight
             .grad_mut()
             .view_mut()
-            .into_shape_with_order(wshape)
+            .into_shape_with_order(wm.dim())
             .expect("contiguous grad");
-        for p in &partials {
-            gw += p;
+        for (dw, _) in &parts {
+            gw += dw;
         }
         if let Some(b) = &mut self.bias {
             let db = g4.sum_axis(Axis(3)).sum_axis(Axis(2)).sum_axis(Axis(0));
             *b.grad_mut() += &db.into_dyn();
         }
-        Ok(dx.map(|d| d.into_dyn()))
+        if !need_input_grad {
+            return Ok(None);
+        }
+        let views: Vec<_> =
+            parts.iter().filter_map(|(_, dx)| dx.as_ref().map(|d| d.view())).collect();
+        Ok(Some(
+            ndarray::concatenate(Axis(0), &views)
+                .expect("chunks share their trailing shape")
+                .into_dyn(),
+        ))
     }
 
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {

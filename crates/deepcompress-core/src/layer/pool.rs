@@ -77,25 +77,31 @@ impl Layer for MaxPool2d {
         let dims = (out[0], out[1], out[2], out[3]);
         let mut y = Array4::<f32>::zeros(dims);
         let mut arg = Array4::<u32>::zeros(dims);
+        let (h, w) = (in_shape[2], in_shape[3]);
         Zip::from(y.outer_iter_mut()).and(arg.outer_iter_mut()).and(x.outer_iter()).par_for_each(
             |mut yn, mut an, xn| {
+                let xn = xn.as_standard_layout();
+                let xs = xn.as_slice().expect("standard layout");
+                let ys = yn.as_slice_mut().expect("fresh array");
+                let at_out = an.as_slice_mut().expect("fresh array");
+                let mut o = 0;
                 for c in 0..dims.1 {
-                    let plane = xn.index_axis(Axis(0), c);
+                    let plane = &xs[c * h * w..(c + 1) * h * w];
                     for i in 0..dims.2 {
                         for j in 0..dims.3 {
                             let (mut best, mut at) = (f32::NEG_INFINITY, 0usize);
                             for di in 0..k {
-                                for dj in 0..k {
-                                    let (r, q) = (i * s + di, j * s + dj);
-                                    let v = plane[[r, q]];
+                                let row = (i * s + di) * w + j * s;
+                                for (dj, &v) in plane[row..row + k].iter().enumerate() {
                                     if v > best {
                                         best = v;
-                                        at = r * in_shape[3] + q;
+                                        at = row + dj;
                                     }
                                 }
                             }
-                            yn[[c, i, j]] = best;
-                            an[[c, i, j]] = at as u32;
+                            ys[o] = best;
+                            at_out[o] = at as u32;
+                            o += 1;
                         }
                     }
                 }
@@ -124,11 +130,16 @@ impl Layer for MaxPool2d {
         let g = grad.into_dimensionality::<Ix4>().expect("checked 4-D");
         let mut dx = Array4::<f32>::zeros((in_shape[0], in_shape[1], in_shape[2], in_shape[3]));
         let w = in_shape[3];
+        let plane = in_shape[2] * w;
+        let per_channel = arg.shape()[2] * arg.shape()[3];
         Zip::from(dx.outer_iter_mut()).and(g.outer_iter()).and(arg.outer_iter()).par_for_each(
             |mut dn, gn, an| {
-                for ((c, i, j), &at) in an.indexed_iter() {
-                    let at = at as usize;
-                    dn[[c, at / w, at % w]] += gn[[c, i, j]];
+                let ds = dn.as_slice_mut().expect("fresh array");
+                let gn = gn.as_standard_layout();
+                let gs = gn.as_slice().expect("standard layout");
+                let ats = an.as_slice().expect("fresh array");
+                for (o, (&gv, &at)) in gs.iter().zip(ats).enumerate() {
+                    ds[(o / per_channel) * plane + at as usize] += gv;
                 }
             },
         );

@@ -87,15 +87,36 @@ pub fn im2col(img: ArrayView3<f32>, g: &ConvGeometry, mut cols: ArrayViewMut2<f3
                         continue;
                     }
                     let src = plane.row(i as usize);
-                    for (oj, o) in out.iter_mut().enumerate() {
-                        let j =
-                            (oj * g.stride.1 + kj * g.dilation.1) as isize - g.padding.1 as isize;
-                        *o = if j < 0 || j as usize >= w { 0.0 } else { src[j as usize] };
+                    let (lo, hi) = valid_cols(g, kj, w, ow);
+                    out[..lo].fill(0.0);
+                    out[hi..].fill(0.0);
+                    let first =
+                        (lo * g.stride.1 + kj * g.dilation.1) as isize - g.padding.1 as isize;
+                    match (g.stride.1, src.as_slice()) {
+                        // Unit stride: the valid taps are one contiguous run of the row.
+                        (1, Some(src)) => out[lo..hi]
+                            .copy_from_slice(&src[first as usize..first as usize + hi - lo]),
+                        _ => {
+                            for (k, o) in out[lo..hi].iter_mut().enumerate() {
+                                *o = src[first as usize + k * g.stride.1];
+                            }
+                        }
                     }
                 }
             }
         }
     }
+}
+
+/// Output columns `lo..hi` whose input column `oj*stride + kj*dilation - padding` falls
+/// inside `0..w`.
+fn valid_cols(g: &ConvGeometry, kj: usize, w: usize, ow: usize) -> (usize, usize) {
+    let offset = (kj * g.dilation.1) as isize - g.padding.1 as isize;
+    let s = g.stride.1 as isize;
+    // Smallest oj with oj*s + offset >= 0, and first oj with oj*s + offset >= w.
+    let lo = if offset >= 0 { 0 } else { ((-offset + s - 1) / s) as usize };
+    let hi = if (w as isize) <= offset { 0 } else { ((w as isize - offset + s - 1) / s) as usize };
+    (lo.min(ow), hi.min(ow).max(lo.min(ow)))
 }
 
 /// Adds the columns back into an image gradient (`col2im`, the adjoint of [`im2col`]).
@@ -125,11 +146,24 @@ pub fn col2im_add(cols: ndarray::ArrayView2<f32>, g: &ConvGeometry, mut img: Arr
                         continue;
                     }
                     let mut dst = plane.row_mut(i as usize);
-                    for oj in 0..ow {
-                        let j =
-                            (oj * g.stride.1 + kj * g.dilation.1) as isize - g.padding.1 as isize;
-                        if j >= 0 && (j as usize) < w {
-                            dst[j as usize] += src[oi * ow + oj];
+                    let (lo, hi) = valid_cols(g, kj, w, ow);
+                    let first =
+                        (lo * g.stride.1 + kj * g.dilation.1) as isize - g.padding.1 as isize;
+                    let base = first as usize;
+                    let fast =
+                        if g.stride.1 == 1 { src.as_slice().zip(dst.as_slice_mut()) } else { None };
+                    match fast {
+                        // Unit stride: the valid taps are one contiguous run of the row.
+                        Some((src, dst)) => {
+                            let src = &src[oi * ow + lo..oi * ow + hi];
+                            for (d, v) in dst[base..base + hi - lo].iter_mut().zip(src) {
+                                *d += v;
+                            }
+                        }
+                        None => {
+                            for k in 0..hi - lo {
+                                dst[base + k * g.stride.1] += src[oi * ow + lo + k];
+                            }
                         }
                     }
                 }

@@ -1,6 +1,9 @@
 //! 2-D convolution (stride, padding, dilation, groups) as im2col + GEMM per image.
 
-use super::{Layer, LayerCost, Mode, expect_shape, init, layer_boilerplate, no_cache};
+use super::{
+    Layer, LayerCost, Mode, expect_shape, init, layer_boilerplate, no_cache, weight_and_bias,
+    weight_and_bias_mut,
+};
 use crate::ops::{self, ConvGeometry};
 use crate::param::Param;
 use crate::{CoreError, Result};
@@ -402,19 +405,11 @@ impl Layer for Conv2d {
     }
 
     fn params(&self) -> Vec<(&'static str, &Param)> {
-        let mut v = vec![("weight", &self.weight)];
-        if let Some(b) = &self.bias {
-            v.push(("bias", b));
-        }
-        v
+        weight_and_bias(&self.weight, &self.bias)
     }
 
     fn params_mut(&mut self) -> Vec<(&'static str, &mut Param)> {
-        let mut v = vec![("weight", &mut self.weight)];
-        if let Some(b) = &mut self.bias {
-            v.push(("bias", b));
-        }
-        v
+        weight_and_bias_mut(&mut self.weight, &mut self.bias)
     }
 
     layer_boilerplate!();

@@ -1,6 +1,9 @@
 //! Fully connected layer.
 
-use super::{Init, Layer, LayerCost, Mode, expect_shape, init, layer_boilerplate, no_cache};
+use super::{
+    Init, Layer, LayerCost, Mode, expect_shape, init, layer_boilerplate, no_cache, weight_and_bias,
+    weight_and_bias_mut,
+};
 use crate::param::Param;
 use crate::{CoreError, Result, ops};
 use ndarray::{Array2, ArrayD, Axis, Ix1, Ix2};
@@ -131,19 +134,11 @@ impl Layer for Linear {
     }
 
     fn params(&self) -> Vec<(&'static str, &Param)> {
-        let mut v = vec![("weight", &self.weight)];
-        if let Some(b) = &self.bias {
-            v.push(("bias", b));
-        }
-        v
+        weight_and_bias(&self.weight, &self.bias)
     }
 
     fn params_mut(&mut self) -> Vec<(&'static str, &mut Param)> {
-        let mut v = vec![("weight", &mut self.weight)];
-        if let Some(b) = &mut self.bias {
-            v.push(("bias", b));
-        }
-        v
+        weight_and_bias_mut(&mut self.weight, &mut self.bias)
     }
 
     layer_boilerplate!();

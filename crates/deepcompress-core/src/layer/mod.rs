@@ -250,6 +250,22 @@ pub(crate) fn expect_shape(layer: &str, shape: &[usize], expected: &[Option<usiz
     }
 }
 
+/// The `weight` and optional `bias` parameters of Linear-like layers, by PyTorch name.
+pub(crate) fn weight_and_bias<'a>(
+    w: &'a Param,
+    b: &'a Option<Param>,
+) -> Vec<(&'static str, &'a Param)> {
+    std::iter::once(("weight", w)).chain(b.as_ref().map(|b| ("bias", b))).collect()
+}
+
+/// Mutable [`weight_and_bias`].
+pub(crate) fn weight_and_bias_mut<'a>(
+    w: &'a mut Param,
+    b: &'a mut Option<Param>,
+) -> Vec<(&'static str, &'a mut Param)> {
+    std::iter::once(("weight", w)).chain(b.as_mut().map(|b| ("bias", b))).collect()
+}
+
 /// Error for `backward` without a training-mode forward.
 pub(crate) fn no_cache(layer: &str) -> CoreError {
     CoreError::NoForwardCache { layer: layer.to_string() }

@@ -6,8 +6,7 @@ use crate::model::Model;
 use crate::ops::worth_parallel;
 use crate::param::Param;
 use crate::{CoreError, Result};
-use ndarray::ArrayD;
-use rayon::prelude::*;
+use ndarray::{ArrayD, ArrayView1, ArrayViewMut1, Zip};
 use std::collections::HashMap;
 
 /// Updates a model's parameters from their gradients.
@@ -28,44 +27,21 @@ pub trait Optimizer: Send {
     fn reset(&mut self);
 }
 
-/// Applies `f(w, g, a, b)` to every element of same-shaped contiguous arrays, in
-/// parallel chunks when the arrays are large.
-fn elementwise(
-    w: &mut ArrayD<f32>,
-    g: &ArrayD<f32>,
-    a: &mut ArrayD<f32>,
-    b: Option<&mut ArrayD<f32>>,
-    f: impl Fn(&mut f32, f32, &mut f32, Option<&mut f32>) + Sync,
-) {
-    const CHUNK: usize = 1 << 14;
-    let slice =
-        |x: &ArrayD<f32>| x.as_slice_memory_order().expect("parameters are contiguous").len();
-    debug_assert_eq!(slice(w), slice(g));
-    let w = w.as_slice_memory_order_mut().expect("contiguous");
-    let g = g.as_slice_memory_order().expect("contiguous");
-    let a = a.as_slice_memory_order_mut().expect("contiguous");
-    let mut b = b.map(|b| b.as_slice_memory_order_mut().expect("contiguous"));
-    let run = |w: &mut [f32], g: &[f32], a: &mut [f32], b: Option<&mut [f32]>| match b {
-        Some(b) => w
-            .iter_mut()
-            .zip(g)
-            .zip(a.iter_mut())
-            .zip(b.iter_mut())
-            .for_each(|(((w, g), a), b)| f(w, *g, a, Some(b))),
-        None => w.iter_mut().zip(g).zip(a.iter_mut()).for_each(|((w, g), a)| f(w, *g, a, None)),
+/// A contiguous parameter-shaped array as one flat vector, so that element-wise updates
+/// vectorise and split cleanly across threads.
+fn flat_mut(a: &mut ArrayD<f32>) -> ArrayViewMut1<'_, f32> {
+    ArrayViewMut1::from(a.as_slice_memory_order_mut().expect("parameters are contiguous"))
+}
+
+fn flat(a: &ArrayD<f32>) -> ArrayView1<'_, f32> {
+    ArrayView1::from(a.as_slice_memory_order().expect("parameters are contiguous"))
+}
+
+/// Runs an element-wise update over a zip, in parallel when the arrays are large.
+macro_rules! update {
+    ($len:expr, $zip:expr, $f:expr) => {
+        if worth_parallel($len) { $zip.par_for_each($f) } else { $zip.for_each($f) }
     };
-    if !worth_parallel(w.len()) {
-        return run(w, g, a, b.as_deref_mut());
-    }
-    let bs: Vec<Option<&mut [f32]>> = match b {
-        Some(b) => b.chunks_mut(CHUNK).map(Some).collect(),
-        None => (0..w.len().div_ceil(CHUNK)).map(|_| None).collect(),
-    };
-    w.par_chunks_mut(CHUNK)
-        .zip(g.par_chunks(CHUNK))
-        .zip(a.par_chunks_mut(CHUNK))
-        .zip(bs)
-        .for_each(|(((w, g), a), b)| run(w, g, a, b));
 }
 
 /// Runs `update` on every trainable parameter between the constraint hooks, creating
@@ -143,7 +119,8 @@ impl Optimizer for Sgd {
             |s| s.shape(),
             |p, v| {
                 let (w, g) = p.value_and_grad_mut();
-                elementwise(w, g, v, None, |w, g, v, _| {
+                let zip = Zip::from(flat_mut(w)).and(flat(g)).and(flat_mut(v));
+                update!(g.len(), zip, |w: &mut f32, &g: &f32, v: &mut f32| {
                     let g = g + wd * *w;
                     *v = mu * *v + g;
                     *w -= lr * if nesterov { g + mu * *v } else { *v };
@@ -241,8 +218,11 @@ impl Optimizer for Adam {
                 let c2 = 1.0 - b2.powi(s.t);
                 let step = lr / c1;
                 let (w, g) = p.value_and_grad_mut();
-                elementwise(w, g, &mut s.m, Some(&mut s.v), |w, g, m, v| {
-                    let v = v.expect("Adam passes its second moment");
+                let zip = Zip::from(flat_mut(w))
+                    .and(flat(g))
+                    .and(flat_mut(&mut s.m))
+                    .and(flat_mut(&mut s.v));
+                update!(g.len(), zip, |w: &mut f32, &g: &f32, m: &mut f32, v: &mut f32| {
                     let g = if decoupled { g } else { g + wd * *w };
                     if decoupled {
                         *w -= lr * wd * *w;

@@ -155,3 +155,30 @@ fn bad_training_configs_are_errors() {
     }
     assert_eq!(weights(&m), before, "a refused run leaves the model unchanged");
 }
+
+#[test]
+fn same_bits_whatever_the_thread_count() {
+    let (train, _) = small_mnist(400);
+    let cfg = TrainConfig { epochs: 1, batch_size: 64, seed: 9, ..TrainConfig::default() };
+    let run = |threads: Option<usize>| {
+        let go = || {
+            let mut m = lenet_300_100(2);
+            Trainer::new(cfg.clone())
+                .fit(&mut m, &mut Adam::default(), &train, None, |_| {})
+                .unwrap();
+            weights(&m)
+        };
+        match threads {
+            Some(t) => rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap().install(go),
+            None => go(),
+        }
+    };
+    let global = run(None);
+    for t in [1, 2, 3] {
+        let w = run(Some(t));
+        assert!(
+            w.iter().zip(&global).all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{t} threads differ"
+        );
+    }
+}

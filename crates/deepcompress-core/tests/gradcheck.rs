@@ -179,3 +179,12 @@ fn sequential_chain() {
         .with(Linear::new(12, 4, true, 2));
     check(Box::new(net), &[2, 1, 6, 6]);
 }
+
+#[test]
+fn compressed_conv2d_input_gradient() {
+    use deepcompress_core::tensor::DenseTensor;
+    let conv = Conv2d::new(Conv2dConfig::new(2, 3, 3).stride(2).padding(1), 8).unwrap();
+    let w = DenseTensor::new(conv.weight.value().clone());
+    let bias = conv.bias.as_ref().map(|b| b.value().clone().into_dimensionality().unwrap());
+    check(Box::new(CompressedConv2d::new(conv.config, Box::new(w), bias).unwrap()), &[2, 2, 6, 6]);
+}

@@ -69,3 +69,28 @@ fn dense_tensor_counts_bits_and_nonzeros_and_checks_shapes() {
     let err = w.matmul(Array2::ones((5, 1)).view()).unwrap_err();
     assert!(err.to_string().contains("[4, n]"), "{err}");
 }
+
+#[test]
+fn compressed_conv2d_matches_the_dense_convolution() {
+    use deepcompress_core::layer::{CompressedConv2d, Conv2d, Conv2dConfig, Layer, Mode};
+    let cfg = Conv2dConfig::new(3, 5, 3).stride(2).padding(1).dilation(1);
+    let mut conv = Conv2d::new(cfg, 4).unwrap();
+    let bias = conv.bias.as_ref().map(|b| b.value().clone().into_dimensionality().unwrap());
+    let w = DenseTensor::new(conv.weight.value().clone());
+    let mut packed = CompressedConv2d::new(conv.config, Box::new(w), bias).unwrap();
+    let x = ArrayD::from_shape_fn(vec![5, 3, 9, 8], |d| {
+        ((d[0] * 7 + d[1] * 5 + d[2] * 3 + d[3]) % 11) as f32 / 11.0
+    });
+    let (a, b) =
+        (conv.forward(x.clone(), Mode::Eval).unwrap(), packed.forward(x, Mode::Eval).unwrap());
+    assert_eq!(a.shape(), b.shape());
+    assert!((&a - &b).iter().all(|d| d.abs() < 1e-5));
+    assert_eq!(packed.cost(&[1, 3, 9, 8]).unwrap(), conv.cost(&[1, 3, 9, 8]).unwrap());
+    // Grouped kernels and wrong shapes are refused with typed errors.
+    let grouped = Conv2dConfig::new(4, 4, 3).groups(2);
+    let gw = DenseTensor::new(ArrayD::zeros(vec![4, 2, 3, 3]));
+    assert!(CompressedConv2d::new(grouped, Box::new(gw), None).is_err());
+    let bad = DenseTensor::new(ArrayD::zeros(vec![5, 3, 2, 2]));
+    assert!(CompressedConv2d::new(cfg, Box::new(bad), None).is_err());
+    assert!(packed.forward(ArrayD::zeros(vec![1, 2, 9, 8]), Mode::Eval).is_err());
+}

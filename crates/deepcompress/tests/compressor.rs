@@ -111,3 +111,21 @@ fn fine_tuning_between_stages_and_accuracy_before_after() {
     assert!(before > 0.8 && after > 0.8, "{before} {after}");
     assert!(report.to_markdown().contains("accuracy:"));
 }
+
+#[test]
+fn f16_pass_covers_convolutions_too() {
+    let mnist = Mnist::embedded().unwrap();
+    let (x, _) = mnist.test.batch(&(0..32).collect::<Vec<_>>());
+    let mut model = deepcompress::models::lenet5(5);
+    let before = model.forward(x.clone(), Mode::Eval).unwrap();
+    let report = Compressor::new(&[1, 1, 28, 28])
+        .stage(CastF16::new(Selector::all()))
+        .run(&mut model)
+        .unwrap();
+    let conv2 = report.rows.iter().find(|r| r.path == "conv2").unwrap();
+    assert_eq!((conv2.encoding.as_str(), conv2.after.storage_bits), ("f16", 25_000 * 16 + 50 * 32));
+    assert_eq!(report.total_after.storage_bits, 430_500 * 16 + 580 * 32);
+    assert_eq!(report.total_after.macs, report.total_before.macs);
+    let after = model.forward(x, Mode::Eval).unwrap();
+    assert!((&before - &after).iter().all(|d| d.abs() < 1e-2));
+}

@@ -7,7 +7,7 @@ use super::{
 use crate::ops::{self, ConvGeometry};
 use crate::param::Param;
 use crate::{CoreError, Result};
-use ndarray::{Array2, Array3, Array4, ArrayD, ArrayView2, Axis, Ix4, s};
+use ndarray::{Array2, Array3, Array4, ArrayD, ArrayView2, ArrayView4, Axis, Ix4, s};
 use rayon::prelude::*;
 
 /// Images are processed in this many fixed chunks (one GEMM each): enough to keep two
@@ -27,6 +27,44 @@ fn image_chunks(n: usize) -> Vec<std::ops::Range<usize>> {
             start - len..start
         })
         .collect()
+}
+
+/// Convolution as one matrix product per chunk of images: builds the im2col matrix
+/// `[c·kh·kw, images·oh·ow]` of each chunk, lets `mm` turn it into `[out, images·oh·ow]`,
+/// and returns the NCHW output with the column matrices (which backward reuses).
+pub(crate) fn conv_by_chunks(
+    x: ArrayView4<f32>,
+    geo: &ConvGeometry,
+    out_channels: usize,
+    (oh, ow): (usize, usize),
+    mm: impl Fn(ArrayView2<f32>) -> Result<Array2<f32>> + Sync,
+) -> Result<(Array4<f32>, Vec<Array2<f32>>)> {
+    let n = x.shape()[0];
+    let ohw = oh * ow;
+    let parts: Vec<Result<(Array2<f32>, Array3<f32>)>> = image_chunks(n)
+        .par_iter()
+        .map(|r| {
+            let nc = r.len();
+            let mut cols = Array2::<f32>::zeros((geo.col_rows(), nc * ohw));
+            for (j, i) in r.clone().enumerate() {
+                ops::im2col(
+                    x.index_axis(Axis(0), i),
+                    geo,
+                    cols.slice_mut(s![.., j * ohw..(j + 1) * ohw]),
+                );
+            }
+            let ym = mm(cols.view())?;
+            let y = ym.into_shape_with_order((out_channels, nc, ohw)).expect("contiguous");
+            Ok((cols, y.permuted_axes([1, 0, 2]).as_standard_layout().into_owned()))
+        })
+        .collect();
+    let parts = parts.into_iter().collect::<Result<Vec<_>>>()?;
+    let views: Vec<_> = parts.iter().map(|(_, y)| y.view()).collect();
+    let y = ndarray::concatenate(Axis(0), &views)
+        .expect("chunks share their trailing shape")
+        .into_shape_with_order((n, out_channels, oh, ow))
+        .expect("contiguous");
+    Ok((y, parts.into_iter().map(|(cols, _)| cols).collect()))
 }
 
 /// Hyper-parameters of a [`Conv2d`].
@@ -94,6 +132,30 @@ impl Conv2dConfig {
     pub fn bias(mut self, b: bool) -> Self {
         self.bias = b;
         self
+    }
+
+    /// The im2col geometry for an `h x w` input.
+    pub(crate) fn geometry(&self, h: usize, w: usize) -> ConvGeometry {
+        ConvGeometry {
+            channels: self.in_channels,
+            in_hw: (h, w),
+            kernel: self.kernel,
+            stride: self.stride,
+            padding: self.padding,
+            dilation: self.dilation,
+        }
+    }
+
+    /// Output height and width for an NCHW input shape, or a shape error naming `layer`.
+    pub(crate) fn out_hw(&self, layer: &str, input: &[usize]) -> Result<(usize, usize)> {
+        expect_shape(layer, input, &[Some(self.in_channels), None, None])?;
+        self.geometry(input[2], input[3]).out_hw().ok_or_else(|| {
+            CoreError::shape(
+                layer,
+                format!("spatial size covering the {:?} kernel", self.kernel),
+                input,
+            )
+        })
     }
 
     /// Rejects zero sizes and channel counts that groups do not divide.
@@ -193,29 +255,12 @@ impl Conv2d {
             cache: None,
         })
     }
-
     fn geometry(&self, h: usize, w: usize) -> ConvGeometry {
-        let c = &self.config;
-        ConvGeometry {
-            channels: c.in_channels,
-            in_hw: (h, w),
-            kernel: c.kernel,
-            stride: c.stride,
-            padding: c.padding,
-            dilation: c.dilation,
-        }
+        self.config.geometry(h, w)
     }
 
-    /// Output height and width for an input shape, with a shape error naming the layer.
     fn out_hw(&self, input: &[usize]) -> Result<(usize, usize)> {
-        expect_shape("Conv2d", input, &[Some(self.config.in_channels), None, None])?;
-        self.geometry(input[2], input[3]).out_hw().ok_or_else(|| {
-            CoreError::shape(
-                "Conv2d",
-                format!("spatial size covering the {:?} kernel", self.config.kernel),
-                input,
-            )
-        })
+        self.config.out_hw("Conv2d", input)
     }
 
     /// Calls `f(output rows, column rows)` for each group.
@@ -247,51 +292,28 @@ impl Layer for Conv2d {
         let (n, _, h, w) = x.dim();
         let c = self.config;
         let geo = self.geometry(h, w);
-        let ohw = oh * ow;
         let weight = self.weight.effective();
         let wm = Self::weight_matrix(&weight);
-        let ranges = image_chunks(n);
-        // One GEMM per chunk of images and group: `[out, rows] x [rows, images*oh*ow]`.
-        let parts: Vec<(Array2<f32>, Array3<f32>)> = ranges
-            .par_iter()
-            .map(|r| {
-                let nc = r.len();
-                let mut cols = Array2::<f32>::zeros((geo.col_rows(), nc * ohw));
-                for (j, i) in r.clone().enumerate() {
-                    ops::im2col(
-                        x.index_axis(Axis(0), i),
-                        &geo,
-                        cols.slice_mut(s![.., j * ohw..(j + 1) * ohw]),
-                    );
-                }
-                let mut ym = Array2::<f32>::zeros((c.out_channels, nc * ohw));
-                self.for_groups(|o, k| {
-                    ops::gemm(
-                        1.0,
-                        wm.slice(s![o.clone(), ..]),
-                        cols.slice(s![k, ..]),
-                        false,
-                        ym.slice_mut(s![o, ..]),
-                    )
-                });
-                let y = ym.into_shape_with_order((c.out_channels, nc, ohw)).expect("contiguous");
-                (cols, y.permuted_axes([1, 0, 2]).as_standard_layout().into_owned())
-            })
-            .collect();
-        let views: Vec<_> = parts.iter().map(|(_, y)| y.view()).collect();
-        let mut y = ndarray::concatenate(Axis(0), &views)
-            .expect("chunks share their trailing shape")
-            .into_shape_with_order((n, c.out_channels, oh, ow))
-            .expect("contiguous");
+        let (mut y, cols) = conv_by_chunks(x.view(), &geo, c.out_channels, (oh, ow), |cols| {
+            let mut ym = Array2::<f32>::zeros((c.out_channels, cols.ncols()));
+            self.for_groups(|o, k| {
+                ops::gemm(
+                    1.0,
+                    wm.slice(s![o.clone(), ..]),
+                    cols.slice(s![k, ..]),
+                    false,
+                    ym.slice_mut(s![o, ..]),
+                )
+            });
+            Ok(ym)
+        })?;
         if let Some(b) = &self.bias {
             let b =
                 b.value().view().into_shape_with_order((c.out_channels, 1, 1)).expect("1-D bias");
             y += &b;
         }
-        self.cache = (mode == Mode::Train).then(|| Cache {
-            in_shape: [n, c.in_channels, h, w],
-            cols: parts.into_iter().map(|(cols, _)| cols).collect(),
-        });
+        self.cache =
+            (mode == Mode::Train).then_some(Cache { in_shape: [n, c.in_channels, h, w], cols });
         Ok(y.into_dyn())
     }
 

@@ -2,6 +2,7 @@
 
 mod activation;
 mod batchnorm;
+mod compressed_conv2d;
 mod compressed_linear;
 mod conv2d;
 mod dropout;
@@ -15,6 +16,7 @@ mod softmax;
 
 pub use activation::{Relu, Sigmoid, Tanh};
 pub use batchnorm::BatchNorm;
+pub use compressed_conv2d::CompressedConv2d;
 pub use compressed_linear::CompressedLinear;
 pub use conv2d::{Conv2d, Conv2dConfig};
 pub use dropout::Dropout;

@@ -1,14 +1,14 @@
-//! Casts Linear weights to half precision: a real 2x storage reduction.
+//! Casts Linear and Conv2d weights to half precision: a real 2x storage reduction.
 
 use super::{Pass, PassContext, PassReport};
-use crate::layer::{CompressedLinear, Linear};
+use crate::layer::{CompressedConv2d, CompressedLinear, Conv2d, Layer, Linear};
 use crate::model::{Model, Selector};
 use crate::tensor::HalfTensor;
 use crate::{CoreError, Result, ensure_finite};
-use ndarray::Ix1;
+use ndarray::{Array1, Ix1};
 
-/// Replaces each selected `Linear` by a [`CompressedLinear`] whose weight is stored as
-/// f16 (biases stay f32). Values beyond the f16 range (±65504) are refused, since they
+/// Replaces each selected `Linear` by a [`CompressedLinear`] and each ungrouped `Conv2d` by
+/// a [`CompressedConv2d`] whose weight is stored as f16 (biases stay f32). Values beyond the f16 range (±65504) are refused, since they
 /// would become infinite.
 ///
 /// ```
@@ -26,25 +26,26 @@ pub struct CastF16 {
 }
 
 impl CastF16 {
-    /// Casts the `Linear` layers the selector picks.
+    /// Casts the `Linear` and ungrouped `Conv2d` layers the selector picks.
     pub fn new(selector: Selector) -> Self {
         Self { selector }
     }
 
+    /// The selected layers this pass can cast, with their f32 weight and bias, checked.
     fn targets(&self, model: &Model) -> Result<Vec<String>> {
-        let paths = model.select(&self.selector)?;
-        let linear: Vec<String> =
-            paths.into_iter().filter(|p| model.layer_as::<Linear>(p).is_ok()).collect();
-        if linear.is_empty() {
-            return Err(CoreError::param(
-                "CastF16 selector",
-                format!("{:?}", self.selector),
-                "selects no Linear layer",
-            ));
-        }
-        for p in &linear {
-            let w = model.layer_as::<Linear>(p)?.weight.value();
-            ensure_finite(w.iter(), p, "weight")?;
+        let mut targets = Vec::new();
+        for p in model.select(&self.selector)? {
+            let w = if let Ok(fc) = model.layer_as::<Linear>(&p) {
+                fc.weight.value()
+            } else if let Ok(conv) = model.layer_as::<Conv2d>(&p) {
+                if conv.config.groups != 1 {
+                    continue;
+                }
+                conv.weight.value()
+            } else {
+                continue;
+            };
+            ensure_finite(w.iter(), &p, "weight")?;
             if let Some(v) = w.iter().find(|v| v.abs() > f32::from(half::f16::MAX)) {
                 return Err(CoreError::param(
                     format!("{p}.weight"),
@@ -52,9 +53,21 @@ impl CastF16 {
                     "is outside the f16 range ±65504",
                 ));
             }
+            targets.push(p);
         }
-        Ok(linear)
+        if targets.is_empty() {
+            return Err(CoreError::param(
+                "CastF16 selector",
+                format!("{:?}", self.selector),
+                "selects no Linear or ungrouped Conv2d layer",
+            ));
+        }
+        Ok(targets)
     }
+}
+
+fn bias_of(b: &Option<crate::param::Param>) -> Option<Array1<f32>> {
+    b.as_ref().map(|b| b.value().clone().into_dimensionality::<Ix1>().expect("1-D bias"))
 }
 
 impl Pass for CastF16 {
@@ -71,14 +84,15 @@ impl Pass for CastF16 {
         let targets = self.targets(model)?;
         for p in &targets {
             ctx.report_progress(&format!("cast-f16: {p}"));
-            let fc = model.layer_as::<Linear>(p)?;
-            let w = HalfTensor::from_f32(fc.weight.value());
-            let b = fc
-                .bias
-                .as_ref()
-                .map(|b| b.value().clone().into_dimensionality::<Ix1>().expect("1-D bias"));
-            let layer = CompressedLinear::new(Box::new(w), b)?;
-            model.replace(p, Box::new(layer))?;
+            let layer: Box<dyn Layer> = if let Ok(fc) = model.layer_as::<Linear>(p) {
+                let w = HalfTensor::from_f32(fc.weight.value());
+                Box::new(CompressedLinear::new(Box::new(w), bias_of(&fc.bias))?)
+            } else {
+                let conv = model.layer_as::<Conv2d>(p)?;
+                let w = HalfTensor::from_f32(conv.weight.value());
+                Box::new(CompressedConv2d::new(conv.config, Box::new(w), bias_of(&conv.bias))?)
+            };
+            model.replace(p, layer)?;
         }
         Ok(PassReport { pass: self.name(), layers: targets, notes: vec!["biases stay f32".into()] })
     }

@@ -129,14 +129,11 @@ impl Layer for CompressedConv2d {
 
     fn cost(&self, input: &[usize]) -> Result<LayerCost> {
         let (oh, ow) = self.config.out_hw("CompressedConv2d", input)?;
-        let b = self.bias.as_ref().map_or(0, |b| b.len() as u64);
-        let b_nz = self.bias.as_ref().map_or(0, |b| b.iter().filter(|v| **v != 0.0).count() as u64);
-        Ok(LayerCost {
-            params: self.weight.numel() + b,
-            nonzeros: self.weight.nonzeros() + b_nz,
-            storage_bits: self.weight.storage_bits() + 32 * b,
-            macs: (input[0] * oh * ow) as u64 * self.weight.macs_per_column(),
-        })
+        Ok(LayerCost::compressed(
+            self.weight.as_ref(),
+            self.bias.as_ref(),
+            (input[0] * oh * ow) as u64,
+        ))
     }
 
     fn encoding(&self) -> String {

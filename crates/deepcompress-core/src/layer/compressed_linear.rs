@@ -104,15 +104,7 @@ impl Layer for CompressedLinear {
 
     fn cost(&self, input: &[usize]) -> Result<LayerCost> {
         self.output_shape(input)?;
-        let b = self.bias.as_ref().map_or(0, |b| b.len() as u64);
-        let b_nz = self.bias.as_ref().map_or(0, |b| b.iter().filter(|v| **v != 0.0).count() as u64);
-        let nz = self.weight.nonzeros();
-        Ok(LayerCost {
-            params: self.weight.numel() + b,
-            nonzeros: nz + b_nz,
-            storage_bits: self.weight.storage_bits() + 32 * b,
-            macs: input[0] as u64 * self.weight.macs_per_column(),
-        })
+        Ok(LayerCost::compressed(self.weight.as_ref(), self.bias.as_ref(), input[0] as u64))
     }
 
     fn encoding(&self) -> String {

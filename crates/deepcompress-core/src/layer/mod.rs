@@ -89,6 +89,23 @@ impl std::ops::Add for LayerCost {
 }
 
 impl LayerCost {
+    /// The cost of a compressed weight tensor plus an f32 bias, for a product with
+    /// `columns` input columns (batch × output positions).
+    pub fn compressed(
+        weight: &dyn crate::tensor::Tensor,
+        bias: Option<&ndarray::Array1<f32>>,
+        columns: u64,
+    ) -> Self {
+        let (b, b_nz) = bias
+            .map_or((0, 0), |b| (b.len() as u64, b.iter().filter(|v| **v != 0.0).count() as u64));
+        LayerCost {
+            params: weight.numel() + b,
+            nonzeros: weight.nonzeros() + b_nz,
+            storage_bits: weight.storage_bits() + 32 * b,
+            macs: columns * weight.macs_per_column(),
+        }
+    }
+
     /// The cost of dense f32 parameters with the given MACs.
     pub fn dense<'a>(params: impl IntoIterator<Item = &'a Param>, macs: u64) -> Self {
         let mut c = LayerCost { macs, ..Default::default() };

@@ -9,5 +9,6 @@
 
 pub mod bits;
 pub mod error;
+pub mod sparse;
 
 pub use error::{PruneError, Result};

@@ -1,0 +1,9 @@
+//! Sparse weights: CSR storage with Deep Compression's relative indices, a parallel CSR
+//! kernel, and the pass that turns pruned layers into sparse inference layers.
+
+mod csr;
+mod kernel;
+mod relative_index;
+
+pub use csr::{SparseTensor, SparseValues};
+pub use relative_index::{CONV_INDEX_BITS, FC_INDEX_BITS, decode_gaps, encode_gaps};

@@ -9,6 +9,11 @@
 
 pub mod bits;
 pub mod error;
+pub mod mask;
 pub mod sparse;
+mod targets;
+pub mod unstructured;
 
 pub use error::{PruneError, Result};
+pub use mask::Mask;
+pub use targets::WeightKind;

@@ -7,3 +7,5 @@ mod relative_index;
 
 pub use csr::{SparseTensor, SparseValues};
 pub use relative_index::{CONV_INDEX_BITS, FC_INDEX_BITS, decode_gaps, encode_gaps};
+mod sparsify;
+pub use sparsify::Sparsify;

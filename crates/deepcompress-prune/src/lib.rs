@@ -10,6 +10,7 @@
 pub mod bits;
 pub mod error;
 pub mod mask;
+pub mod schedule;
 pub mod sparse;
 mod targets;
 pub mod unstructured;

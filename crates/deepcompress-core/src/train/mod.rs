@@ -11,4 +11,4 @@ pub use loss::{cross_entropy, mse};
 pub use metrics::{Evaluation, evaluate};
 pub use optim::{Adam, Optimizer, Sgd};
 pub use schedule::LrSchedule;
-pub use trainer::{EarlyStopping, EpochStats, TrainConfig, TrainHistory, Trainer};
+pub use trainer::{EarlyStopping, EpochStats, StepHook, TrainConfig, TrainHistory, Trainer};

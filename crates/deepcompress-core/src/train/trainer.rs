@@ -90,6 +90,9 @@ impl TrainConfig {
     }
 }
 
+/// A routine called after every optimizer step (see [`Trainer::fit_with_hook`]).
+pub type StepHook<'a> = dyn FnMut(&mut Model, usize) -> Result<bool> + 'a;
+
 /// What happened in one epoch, passed to the progress callback.
 ///
 /// ```
@@ -170,7 +173,47 @@ impl Trainer {
         optimizer: &mut dyn Optimizer,
         train: &Dataset,
         val: Option<&Dataset>,
+        progress: impl FnMut(&EpochStats),
+    ) -> Result<TrainHistory> {
+        self.fit_with_hook(model, optimizer, train, val, progress, &mut |_, _| Ok(false))
+    }
+
+    /// Optimizer steps in one epoch over `n` training samples.
+    ///
+    /// ```
+    /// use deepcompress_core::train::{TrainConfig, Trainer};
+    /// let t = Trainer::new(TrainConfig { batch_size: 128, ..TrainConfig::default() });
+    /// assert_eq!(t.steps_per_epoch(1000), 8);
+    /// ```
+    pub fn steps_per_epoch(&self, n: usize) -> usize {
+        n.div_ceil(self.config.batch_size.max(1))
+    }
+
+    /// [`Trainer::fit`] with a hook called after every optimizer step with the model and
+    /// the number of steps taken so far. Gradual pruning uses it to raise the sparsity
+    /// during training; the hook returns `true` when it changed parameters' constraints
+    /// or shapes, so that the data-parallel replicas are rebuilt from the model.
+    ///
+    /// ```
+    /// use deepcompress_core::data::Dataset;
+    /// use deepcompress_core::train::{Sgd, TrainConfig, Trainer};
+    /// use ndarray::ArrayD;
+    /// let data = Dataset::new(ArrayD::zeros(ndarray::IxDyn(&[8, 784])), vec![0; 8]).unwrap();
+    /// let mut model = deepcompress_core::models::lenet_300_100(0);
+    /// let trainer = Trainer::new(TrainConfig { epochs: 2, batch_size: 4, ..TrainConfig::default() });
+    /// let mut seen = Vec::new();
+    /// trainer.fit_with_hook(&mut model, &mut Sgd::new(0.0).unwrap(), &data, None, |_| {},
+    ///     &mut |_, step| { seen.push(step); Ok(false) }).unwrap();
+    /// assert_eq!(seen, vec![1, 2, 3, 4]);
+    /// ```
+    pub fn fit_with_hook(
+        &self,
+        model: &mut Model,
+        optimizer: &mut dyn Optimizer,
+        train: &Dataset,
+        val: Option<&Dataset>,
         mut progress: impl FnMut(&EpochStats),
+        hook: &mut StepHook<'_>,
     ) -> Result<TrainHistory> {
         let cfg = &self.config;
         cfg.check()?;
@@ -186,6 +229,7 @@ impl Trainer {
         let mut best: Option<(f32, Model)> = None;
         let mut since_best = 0;
         let mut shards = Shards::new(model, cfg.shards, cfg.seed);
+        let mut step = 0usize;
         for epoch in 0..cfg.epochs {
             let start = Instant::now();
             let lr = cfg.schedule.lr(cfg.lr, epoch, cfg.epochs);
@@ -196,7 +240,12 @@ impl Trainer {
             for chunk in batches {
                 let loss = shards.forward_backward(model, train, chunk)?;
                 optimizer.step(model, lr);
-                shards.sync(model);
+                step += 1;
+                if hook(model, step)? {
+                    shards = Shards::new(model, cfg.shards, cfg.seed ^ step as u64);
+                } else {
+                    shards.sync(model);
+                }
                 loss_sum += loss as f64;
             }
             let val_eval = val.map(|v| evaluate(model, v, 512)).transpose()?;

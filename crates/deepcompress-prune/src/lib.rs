@@ -11,6 +11,7 @@ pub mod bits;
 pub mod error;
 pub mod mask;
 pub mod schedule;
+pub mod sensitivity;
 pub mod sparse;
 mod targets;
 pub mod unstructured;

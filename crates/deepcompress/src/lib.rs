@@ -7,6 +7,12 @@ mod report;
 pub use compressor::Compressor;
 pub use report::{CompressionReport, LayerRow};
 
+/// Pruning and sharing (feature `prune`, on by default): magnitude, N:M, block and
+/// structured pruning, schedules, sensitivity analysis, k-means sharing, HashedNets,
+/// Huffman coding and the compressed container file.
+#[cfg(feature = "prune")]
+pub use deepcompress_prune as prune;
+
 /// The core crate: tensors, layers, model tree, training, data, I/O, linalg, passes.
 pub use deepcompress_core as core;
 pub use deepcompress_core::{

@@ -43,6 +43,10 @@
 //! | payload length | varint, bytes                                                   |
 //! | payload        | fixed: the symbols as `width`-bit fields; Huffman: the table ([`HuffmanCode::write_table`]) then the codes. Bit fields are packed least significant bit first ([`BitWriter`]) and the last byte is zero-padded |
 //!
+//! The container checks the format, not the meaning: that the number of positions and
+//! values agrees with the shape, or that indices are below the codebook length, is checked
+//! by the sparse and sharing types when they are rebuilt from a record.
+//!
 //! # Robustness
 //!
 //! [`Container::from_bytes`] checks the magic, the version, the exact length and the

@@ -227,6 +227,15 @@ fn file_io_errors_are_core_io() {
 
 proptest! {
     #[test]
+    fn smallest_stream_is_never_larger(s in stream()) {
+        let fixed = SymbolStream::new(s.bits(), s.symbols().to_vec(), Coding::Fixed).unwrap();
+        let huff = SymbolStream::new(s.bits(), s.symbols().to_vec(), Coding::Huffman).unwrap();
+        let best = SymbolStream::smallest(s.bits(), s.symbols().to_vec()).unwrap();
+        prop_assert!(best.encoded_bytes() <= fixed.encoded_bytes());
+        prop_assert!(best.encoded_bytes() <= huff.encoded_bytes());
+    }
+
+    #[test]
     fn container_round_trip(c in container()) {
         let bytes = c.to_bytes();
         prop_assert_eq!(bytes.len() as u64, c.encoded_bytes());

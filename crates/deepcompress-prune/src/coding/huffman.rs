@@ -276,51 +276,62 @@ impl HuffmanCode {
     }
 
     /// Decodes one symbol.
-    #[inline]
+    ///
+    /// For many symbols [`HuffmanCode::decode`] is several times faster.
     pub fn decode_symbol(&self, r: &mut BitReader<'_>) -> Result<u32> {
-        if self.max_len == 0 {
-            return Err(PruneError::corrupt(
-                "Huffman stream",
-                format!("symbol at bit {} but the code is empty", r.position()),
-            ));
-        }
-        let avail = r.remaining().min(self.lookup_bits as u64) as u32;
-        let mut peek = r.clone();
-        let bits = peek.read(avail)?;
-        let entry = self.lookup[bits as usize];
+        let at = r.position();
+        let have = r.remaining().min(self.max_len as u64) as u32;
+        let bits = r.clone().read(have)?;
+        let (symbol, len) = self.match_code(bits as u64, have, at)?;
+        r.read(len)?;
+        Ok(symbol)
+    }
+
+    /// The symbol and code length at the start of `bits`, of which `have` are valid
+    /// (the first bit of the stream in bit 0); `at` is the stream position for errors.
+    #[inline]
+    fn match_code(&self, bits: u64, have: u32, at: u64) -> Result<(u32, u32)> {
+        let entry = self.lookup[(bits & ((1 << self.lookup_bits) - 1)) as usize];
         let len = entry & 0xFF;
-        if len != 0 && len <= avail {
-            r.read(len)?;
-            return Ok(entry >> 8);
+        if len != 0 && len <= have {
+            return Ok((entry >> 8, len));
         }
-        self.decode_slow(r)
+        self.match_slow(bits, have, at)
     }
 
     /// Canonical decoding one bit at a time, for codes longer than the look-up table and
-    /// for the error paths (truncation, unused bit patterns).
-    fn decode_slow(&self, r: &mut BitReader<'_>) -> Result<u32> {
-        let start = r.position();
+    /// for the error paths (truncation, unused bit patterns, empty code).
+    fn match_slow(&self, bits: u64, have: u32, at: u64) -> Result<(u32, u32)> {
         let (mut code, mut first, mut index) = (0u32, 0u32, 0u32);
-        for len in 1..=self.max_len as usize {
-            code |= r.read_bit()?;
-            let n = self.count[len];
+        for len in 1..=self.max_len {
+            if len > have {
+                return Err(PruneError::corrupt(
+                    "Huffman stream",
+                    format!("truncated inside a code at bit {at}"),
+                ));
+            }
+            code |= ((bits >> (len - 1)) & 1) as u32;
+            let n = self.count[len as usize];
             if code.wrapping_sub(first) < n {
-                return Ok(self.sorted[(index + code - first) as usize]);
+                return Ok((self.sorted[(index + code - first) as usize], len));
             }
             index += n;
             first = (first + n) << 1;
             code <<= 1;
         }
-        Err(PruneError::corrupt(
-            "Huffman stream",
-            format!("no code matches the bits at bit {start}"),
-        ))
+        let reason = if self.max_len == 0 {
+            format!("symbol at bit {at} but the code is empty")
+        } else {
+            format!("no code matches the bits at bit {at}")
+        };
+        Err(PruneError::corrupt("Huffman stream", reason))
     }
 
     /// Decodes `count` symbols.
     ///
     /// Every code takes at least one bit, so a `count` larger than the bits left is
-    /// rejected before anything is allocated.
+    /// rejected before anything is allocated. The bits are pulled 32 at a time into a
+    /// 64-bit buffer, so each symbol costs one table look-up.
     pub fn decode(&self, r: &mut BitReader<'_>, count: usize) -> Result<Vec<u32>> {
         if count as u64 > r.remaining() {
             return Err(PruneError::corrupt(
@@ -328,9 +339,28 @@ impl HuffmanCode {
                 format!("{count} symbols cannot fit in the {} bits left", r.remaining()),
             ));
         }
+        let start = r.position();
+        // Decode from a copy: the buffer reads ahead of the last code.
+        let mut src = r.clone();
+        let (mut buf, mut have, mut used) = (0u64, 0u32, 0u64);
         let mut out = Vec::with_capacity(count);
         for _ in 0..count {
-            out.push(self.decode_symbol(r)?);
+            if have < MAX_CODE_LEN {
+                let n = src.remaining().min(32) as u32;
+                buf |= (src.read(n)? as u64) << have;
+                have += n;
+            }
+            let (symbol, len) = self.match_code(buf, have, start + used)?;
+            out.push(symbol);
+            buf >>= len;
+            have -= len;
+            used += len as u64;
+        }
+        // Advance the caller's reader past exactly the bits the codes used.
+        while used > 0 {
+            let n = used.min(32) as u32;
+            r.read(n)?;
+            used -= n as u64;
         }
         Ok(out)
     }
@@ -534,12 +564,18 @@ mod tests {
         assert_eq!(table_bits, code.table_bits());
         code.encode(symbols, &mut w).unwrap();
         assert_eq!(w.bit_len() - table_bits, code.encoded_bits(symbols).unwrap());
+        // A trailing field shows that decoding stops exactly after the last code.
+        w.write(0x5A5, 11);
         let bytes = w.finish();
         let mut r = BitReader::new(&bytes);
         let read = HuffmanCode::read_table(&mut r).unwrap();
         assert_eq!(read, code);
+        let mut one_by_one = r.clone();
         assert_eq!(read.decode(&mut r, symbols.len()).unwrap(), symbols);
-        assert!(r.remaining() < 8);
+        assert_eq!(r.read(11).unwrap(), 0x5A5);
+        for &s in symbols.iter().take(500) {
+            assert_eq!(read.decode_symbol(&mut one_by_one).unwrap(), s);
+        }
         code
     }
 

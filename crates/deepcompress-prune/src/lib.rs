@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 pub mod bits;
+pub mod coding;
 pub mod error;
 pub mod mask;
 pub mod schedule;

@@ -29,7 +29,9 @@
 
 pub mod container;
 pub mod huffman;
+mod model_file;
 pub mod varint;
 
 pub use container::{Coding, Container, Encoding, Record, RecordSize, SymbolStream, Values};
 pub use huffman::HuffmanCode;
+pub use model_file::{EncodeOptions, decode_model, encode_model, record_sizes};

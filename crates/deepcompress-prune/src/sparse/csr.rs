@@ -71,6 +71,8 @@ pub struct SparseTensor {
     /// Relative-index symbols, fillers included.
     gap_symbols: u64,
     stored: SparseValues,
+    /// Exact size when loaded from an entropy-coded file (Huffman tables included).
+    coded_bits: Option<u64>,
 }
 
 impl SparseTensor {
@@ -167,7 +169,17 @@ impl SparseTensor {
             row_ptr[r + 1] += row_ptr[r];
         }
         let gap_symbols = encode_gaps(positions, index_bits)?.len() as u64;
-        Ok(Self { shape, cols, row_ptr, col_idx, values, index_bits, gap_symbols, stored })
+        Ok(Self {
+            shape,
+            cols,
+            row_ptr,
+            col_idx,
+            values,
+            index_bits,
+            gap_symbols,
+            stored,
+            coded_bits: None,
+        })
     }
 
     /// Replaces the f32 values by `bits`-bit indices into `codebook`: every non-zero must
@@ -201,6 +213,20 @@ impl SparseTensor {
         let indices = PackedInts::pack(&idx, bits)?;
         self.stored = SparseValues::Shared { codebook, indices };
         Ok(self)
+    }
+
+    /// Records that this tensor is stored entropy-coded in `bits` (positions, values,
+    /// codebook and Huffman tables), as read from a container: [`Tensor::storage_bits`]
+    /// then reports that size instead of the fixed-width one.
+    pub fn with_coded_bits(mut self, bits: u64) -> Self {
+        self.coded_bits = Some(bits);
+        self
+    }
+
+    /// Fixed-width storage size: `index_bits` per relative index, the value width per
+    /// non-zero, and the codebook.
+    pub fn fixed_width_bits(&self) -> u64 {
+        self.index_storage_bits() + self.value_storage_bits()
     }
 
     /// Row pointers (`rows + 1` entries).
@@ -286,7 +312,7 @@ impl Tensor for SparseTensor {
     }
 
     fn storage_bits(&self) -> u64 {
-        self.index_storage_bits() + self.value_storage_bits()
+        self.coded_bits.unwrap_or_else(|| self.fixed_width_bits())
     }
 
     fn to_dense(&self) -> ArrayD<f32> {

@@ -140,9 +140,17 @@ impl Compressor {
                 p(&format!("stage {}: {}", reports.len() + 1, stage.pass.name()));
                 ctx.progress = Some(p.as_mut());
             }
-            reports.push(stage.pass.apply(model, &mut ctx)?);
-            if let Some(ft) = stage.fine_tune.as_mut() {
-                ft(model)?;
+            if stage.pass.uses_fine_tune() {
+                if let Some(ft) = stage.fine_tune.as_mut() {
+                    ctx.fine_tune = Some(ft.as_mut());
+                }
+                reports.push(stage.pass.apply(model, &mut ctx)?);
+            } else {
+                reports.push(stage.pass.apply(model, &mut ctx)?);
+                drop(ctx);
+                if let Some(ft) = stage.fine_tune.as_mut() {
+                    ft(model)?;
+                }
             }
         }
         let after = model.summary(&self.input_shape)?;

@@ -102,4 +102,10 @@ pub trait Pass: Debug + Send + Sync {
     fn validate(&self, model: &Model) -> Result<()>;
     /// Compresses the model; on error the model must be as it was.
     fn apply(&self, model: &mut Model, ctx: &mut PassContext<'_>) -> Result<PassReport>;
+    /// True for passes that call [`PassContext::fine_tune`] themselves (iterative pruning
+    /// retrains between rounds); a pipeline then hands its fine-tuning to the pass
+    /// instead of running it after.
+    fn uses_fine_tune(&self) -> bool {
+        false
+    }
 }

@@ -28,10 +28,12 @@
 //! ```
 
 pub mod container;
+mod encode_pass;
 pub mod huffman;
 mod model_file;
 pub mod varint;
 
 pub use container::{Coding, Container, Encoding, Record, RecordSize, SymbolStream, Values};
+pub use encode_pass::EntropyCode;
 pub use huffman::HuffmanCode;
 pub use model_file::{EncodeOptions, decode_model, encode_model, record_sizes};

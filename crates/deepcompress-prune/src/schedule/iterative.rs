@@ -70,6 +70,10 @@ impl Pass for IterativePrune {
         self.check(model).map_err(|e| e.into_core(&self.name()))
     }
 
+    fn uses_fine_tune(&self) -> bool {
+        true
+    }
+
     fn apply(
         &self,
         model: &mut Model,

@@ -2,6 +2,8 @@
 #![deny(missing_docs)]
 
 mod compressor;
+#[cfg(feature = "prune")]
+pub mod recipes;
 mod report;
 
 pub use compressor::Compressor;

@@ -9,5 +9,7 @@
 
 pub mod bits;
 pub mod error;
+pub mod hashed;
+pub mod sharing;
 
 pub use error::{PruneError, Result};

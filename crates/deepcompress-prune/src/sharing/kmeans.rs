@@ -39,6 +39,35 @@ pub enum Init {
     },
 }
 
+/// Which 1-D k-means a weight-sharing step runs.
+///
+/// ```
+/// use deepcompress_prune::sharing::{Init, Method};
+/// let data = [0.0f32, 0.1, 1.0, 1.1];
+/// let lloyd = Method::Lloyd(Init::Linear).cluster(&data, 2).unwrap();
+/// let exact = Method::Exact.cluster(&data, 2).unwrap();
+/// assert_eq!(lloyd.labels, exact.labels);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// Lloyd's algorithm from the given initialisation, with [`KMeans`]'s defaults (Lloyd
+    /// 1982; Han et al. 2015, arXiv 1510.00149, sec. 3.1).
+    Lloyd(Init),
+    /// The optimal clustering by dynamic programming (Wang and Song 2011), see
+    /// [`kmeans_exact`](super::kmeans_exact).
+    Exact,
+}
+
+impl Method {
+    /// Clusters `data` into at most `k` clusters.
+    pub fn cluster(&self, data: &[f32], k: usize) -> Result<Clustering> {
+        match *self {
+            Method::Lloyd(init) => KMeans::new(k).with_init(init).fit(data),
+            Method::Exact => super::kmeans_exact(data, k),
+        }
+    }
+}
+
 /// The result of a 1-D k-means: codebook, one label per value, squared error.
 ///
 /// ```

@@ -7,7 +7,8 @@
 //! inequality. So the best split `J[m][i]` is non-decreasing in `i`, which the
 //! divide-and-conquer optimisation exploits (row `mid` first, then each half searches
 //! only its side of `J[m][mid]`): O(n log n) per layer, O(k n log n) in all. As in
-//! Ckmeans.1d.dp, `J[m-1][i] <= J[m][i]` narrows each search further. Memory: a u32
+//! Ckmeans.1d.dp, `J[m-1][i] <= J[m][i]` narrows each search further, and lower bounds
+//! skip blocks of candidates that cannot win. Memory: a u32
 //! backtrack table of `(k - 2) (n + 1)` entries (120 MB for n = 10^6, k = 32) plus five
 //! f64 arrays of `n + 1`.
 
@@ -49,6 +50,12 @@ pub fn kmeans_exact(data: &[f32], k: usize) -> Result<Clustering> {
 
 /// The DP on already sorted data.
 pub(crate) fn exact_sorted(s: &Sorted, k: usize) -> Clustering {
+    solve_dp(s, k, true)
+}
+
+/// The DP; `prune` turns the block bounds of [`Layer::row_min`] on (off only in tests,
+/// to check them).
+fn solve_dp(s: &Sorted, k: usize, prune: bool) -> Clustering {
     let n = s.len();
     let k = k.min(s.distinct);
     if k == 1 {
@@ -69,12 +76,12 @@ pub(crate) fn exact_sorted(s: &Sorted, k: usize) -> Clustering {
         let (lo, hi) = (m, n - (k - m));
         let (done, rest) = back.split_at_mut((m - 2) * (n + 1));
         let lower = (m > 2).then(|| &done[(m - 3) * (n + 1)..]);
-        let layer = Layer { s, prev: &prev, rinv: &rinv, lower };
+        let layer = Layer { s, prev: &prev, rinv: &rinv, lower, prune };
         layer.solve(lo, hi, m - 1, hi - 1, &mut cur[lo..=hi], &mut rest[lo..=hi]);
         std::mem::swap(&mut prev, &mut cur);
     }
     // Last layer: only i = n is needed.
-    let layer = Layer { s, prev: &prev, rinv: &rinv, lower: None };
+    let layer = Layer { s, prev: &prev, rinv: &rinv, lower: None, prune };
     let (_, split) = layer.row_min(n, k - 1, n - 1);
     let mut ends = vec![0usize; k];
     ends[k - 1] = n;
@@ -93,6 +100,8 @@ struct Layer<'a> {
     rinv: &'a [f64],
     /// `J[m-1][..]`, a lower bound on this layer's splits (none for m = 2).
     lower: Option<&'a [u32]>,
+    /// Whether [`Layer::row_min`] skips blocks by their lower bounds.
+    prune: bool,
 }
 
 impl Layer<'_> {
@@ -134,9 +143,56 @@ impl Layer<'_> {
 
     /// Leftmost minimum of row `i` over columns `a..=b` (`a <= b < i`).
     ///
+    /// Long windows are scanned in blocks of 64 columns, skipping a block `j1..=j2` when
+    /// `D[m-1][j1] + cost(j2, i)` already exceeds a known value: `D[m-1]` never decreases
+    /// in `j` and `cost(j, i)` never increases, so that sum bounds the whole block from
+    /// below (the pruning of Ckmeans.1d.dp, by blocks). Once `D[m-1][j1]` alone exceeds
+    /// it, no later column can win.
+    fn row_min(&self, i: usize, a: usize, b: usize) -> (f64, usize) {
+        const B: usize = 64;
+        if !self.prune || b - a < 4 * B {
+            return self.scan(i, a, b);
+        }
+        // A first estimate from a sparse sample, so that the block bounds bite.
+        let step = (b - a) / 32;
+        let mut best = (f64::INFINITY, usize::MAX);
+        let mut j = a;
+        while j <= b {
+            let d = self.s.s1[i] - self.s.s1[j];
+            let v = self.prev[j] + (self.s.s2[i] - self.s.s2[j]) - d * d / (i - j) as f64;
+            if v < best.0 {
+                best = (v, j);
+            }
+            j += step;
+        }
+        let sampled = best.0;
+        let mut best = (f64::INFINITY, usize::MAX);
+        let mut j1 = a;
+        while j1 <= b {
+            let j2 = (j1 + B - 1).min(b);
+            // A little slack: the sample and the bounds round differently from `scan`.
+            let u = sampled.min(best.0);
+            let u = u + u.abs() * 1e-12;
+            let floor = self.prev[j1];
+            if floor > u {
+                break;
+            }
+            if floor + self.s.cost(j2, i) <= u {
+                let (v, t) = self.scan(i, j1, j2);
+                if v < best.0 {
+                    best = (v, t);
+                }
+            }
+            j1 = j2 + 1;
+        }
+        if best.1 == usize::MAX { self.scan(i, a, b) } else { best }
+    }
+
+    /// Leftmost minimum of row `i` over columns `a..=b` (`a <= b < i`), by a full scan.
+    ///
     /// Four independent running minima let the compiler vectorise the scan; they are
     /// merged by (value, column), which keeps the leftmost minimum.
-    fn row_min(&self, i: usize, a: usize, b: usize) -> (f64, usize) {
+    fn scan(&self, i: usize, a: usize, b: usize) -> (f64, usize) {
         const L: usize = 4;
         let s = self.s;
         let (s1i, s2i) = (s.s1[i], s.s2[i]);
@@ -228,6 +284,32 @@ mod tests {
                 let lloyd = KMeans::new(k).with_init(init).fit(&data).unwrap();
                 prop_assert!(exact.sse <= lloyd.sse + slack(&data), "{init:?}: {} > {}", exact.sse, lloyd.sse);
             }
+        }
+    }
+
+    /// Windows long enough for the block bounds: the pruned DP finds the same optimum.
+    #[test]
+    fn block_pruning_keeps_the_optimum() {
+        let mut z = 7u64;
+        let data: Vec<f32> = (0..20_000)
+            .map(|t| {
+                z = z.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let u = (z >> 40) as f32 / (1u64 << 24) as f32;
+                if t % 10 == 0 { 3.0 * u - 1.5 } else { (u - 0.5).powi(3) }
+            })
+            .collect();
+        let s = Sorted::new(&data).unwrap();
+        for k in [2, 3, 9, 32] {
+            let pruned = solve_dp(&s, k, true);
+            let full = solve_dp(&s, k, false);
+            assert!(
+                (pruned.sse - full.sse).abs() <= slack(&data),
+                "k={k}: {} vs {}",
+                pruned.sse,
+                full.sse
+            );
+            let lloyd = KMeans::new(k).fit(&data).unwrap();
+            assert!(pruned.sse <= lloyd.sse + slack(&data), "k={k}");
         }
     }
 

@@ -1,6 +1,8 @@
 //! Shared set-up for the deepcompress benchmarks (criterion benches live in `benches/`,
 //! comparison scripts next to this crate).
 
+pub mod weights;
+
 use deepcompress::Result;
 use deepcompress::data::Mnist;
 use deepcompress::models::lenet_300_100;

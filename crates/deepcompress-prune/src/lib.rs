@@ -10,9 +10,11 @@
 pub mod bits;
 pub mod coding;
 pub mod error;
+pub mod hashed;
 pub mod mask;
 pub mod schedule;
 pub mod sensitivity;
+pub mod sharing;
 pub mod sparse;
 mod targets;
 pub mod unstructured;

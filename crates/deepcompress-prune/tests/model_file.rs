@@ -55,9 +55,10 @@ fn round_trip_gives_the_same_outputs_and_the_file_size_is_the_report() {
     assert!(worst < 1e-4, "outputs differ by {worst}");
     // the compressed layers carry the stored encoding, so the summary's size is the file's
     // payload (the file adds paths, shapes and headers)
-    let summary_bytes = loaded.summary(&[1, 1, 28, 28]).unwrap().total().storage_bits / 8;
-    assert!(summary_bytes <= bytes.len() as u64, "{summary_bytes} > {}", bytes.len());
-    assert!(bytes.len() as u64 - summary_bytes < 200, "{summary_bytes} vs {}", bytes.len());
+    // payload (the file adds paths, shapes, lengths and a 28-byte header): exactly
+    let summary_bits = loaded.summary(&[1, 1, 28, 28]).unwrap().total().storage_bits;
+    let overhead: u64 = c.records.iter().map(|r| r.size().overhead_bits).sum();
+    assert_eq!(summary_bits + overhead + 8 * 28, 8 * bytes.len() as u64);
     assert!(bytes.len() < 1_724_320 / 25, "{} bytes", bytes.len());
     // re-encoding the loaded model gives the same file
     assert_eq!(encode_model(&loaded, &EncodeOptions::default()).unwrap().to_bytes(), bytes);

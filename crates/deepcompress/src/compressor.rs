@@ -147,7 +147,6 @@ impl Compressor {
                 reports.push(stage.pass.apply(model, &mut ctx)?);
             } else {
                 reports.push(stage.pass.apply(model, &mut ctx)?);
-                drop(ctx);
                 if let Some(ft) = stage.fine_tune.as_mut() {
                     ft(model)?;
                 }

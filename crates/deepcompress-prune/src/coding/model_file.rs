@@ -11,6 +11,7 @@
 
 use super::{Container, Encoding, Record, RecordSize, SymbolStream, Values};
 use crate::bits::PackedInts;
+use crate::sharing::SharedTensor;
 use crate::sparse::{CONV_INDEX_BITS, FC_INDEX_BITS, SparseTensor, SparseValues, encode_gaps};
 use crate::{PruneError, Result};
 use deepcompress_core::io::{StateDict, StateTensor};
@@ -241,25 +242,35 @@ fn weight_tensor(r: &Record, shape: &[usize]) -> Result<Box<dyn Tensor>> {
             let (vals, stored) = decode_values(values, &r.path)?;
             let t =
                 SparseTensor::from_stored(shape.to_vec(), pos.bits(), pos.symbols(), vals, stored)?;
-            let s = r.size();
-            let coded = s.value_bits
-                + s.codebook_bits
-                + s.value_table_bits
-                + s.position_bits
-                + s.position_table_bits;
-            Ok(Box::new(t.with_coded_bits(coded)))
+            Ok(Box::new(t.with_coded_bits(coded_bits(r))))
         }
         Encoding::Encoded { positions: None, values } => {
-            let (vals, _) = decode_values(values, &r.path)?;
-            if vals.len() != numel {
+            if values.len() != numel {
                 return Err(PruneError::corrupt(
                     "container",
-                    format!("`{}`: {} values for {numel} elements", r.path, vals.len()),
+                    format!("`{}`: {} values for {numel} elements", r.path, values.len()),
                 ));
             }
-            Ok(Box::new(DenseTensor::new(dense(vals, shape, &r.path)?)))
+            match values {
+                Values::Raw(v) => Ok(Box::new(DenseTensor::new(dense(v.clone(), shape, &r.path)?))),
+                Values::Indexed { codebook, indices } => {
+                    let t = SharedTensor::from_parts(
+                        shape,
+                        codebook.clone(),
+                        indices.symbols(),
+                        indices.bits(),
+                    )?;
+                    Ok(Box::new(t.with_coded_bits(coded_bits(r))))
+                }
+            }
         }
     }
+}
+
+/// Bits of a record's payload: values, codebook, positions and Huffman tables.
+fn coded_bits(r: &Record) -> u64 {
+    let s = r.size();
+    s.value_bits + s.codebook_bits + s.value_table_bits + s.position_bits + s.position_table_bits
 }
 
 fn dense(v: Vec<f32>, shape: &[usize], path: &str) -> Result<ArrayD<f32>> {

@@ -137,8 +137,7 @@ impl DeepCompression {
                     };
                     cost.insert(p.to_string(), bits as f64);
                 });
-                let alloc =
-                    allocate(&sens, *budget, &cost).map_err(|e| e.into_core("allocate"))?;
+                let alloc = allocate(&sens, *budget, &cost).map_err(|e| e.into_core("allocate"))?;
                 Ok((alloc.to_sparsity(), Some(Auto { sensitivity: sens, allocation: alloc })))
             }
         }
@@ -182,7 +181,6 @@ impl DeepCompression {
         let mut ctx = PassContext::new(0);
         ctx.fine_tune = Some(&mut tune);
         IterativePrune::new(Selector::all(), sparsity, self.rounds).apply(model, &mut ctx)?;
-        drop(ctx);
         let pruned_acc = acc(model)?;
         let pruned = encode_model(model, &fixed(false)).map_err(|e| e.into_core("encode"))?;
 
@@ -375,8 +373,21 @@ impl DeepCompressionReport {
     pub fn to_markdown(&self) -> String {
         let mut out = String::new();
         if let (Some(s), Some(a)) = (&self.auto_sensitivity, &self.allocation) {
-            let _ = writeln!(out, "Sensitivity (validation accuracy %, one layer pruned at a time; baseline {:.2} %)\n\n{}", 100.0 * s.baseline, s.to_markdown());
-            let _ = writeln!(out, "Allocated sparsities: {}\n", a.sparsity.iter().map(|(k, v)| format!("{k} {:.1} %", 100.0 * v)).collect::<Vec<_>>().join(", "));
+            let _ = writeln!(
+                out,
+                "Sensitivity (validation accuracy %, one layer pruned at a time; baseline {:.2} %)\n\n{}",
+                100.0 * s.baseline,
+                s.to_markdown()
+            );
+            let _ = writeln!(
+                out,
+                "Allocated sparsities: {}\n",
+                a.sparsity
+                    .iter()
+                    .map(|(k, v)| format!("{k} {:.1} %", 100.0 * v))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
         }
         for t in &self.stages {
             out.push_str(&t.to_markdown());

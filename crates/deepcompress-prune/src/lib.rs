@@ -9,5 +9,6 @@
 
 pub mod bits;
 pub mod error;
+pub mod structured;
 
 pub use error::{PruneError, Result};

@@ -10,6 +10,9 @@ use deepcompress_core::model::{Model, Selector};
 use deepcompress_core::pass::{Pass, PassContext, PassReport};
 use serde::Serialize;
 
+/// Default of [`StructuredPrune::max_fraction`].
+const DEFAULT_MAX_FRACTION: f64 = 0.5;
+
 /// How much to remove.
 ///
 /// ```
@@ -109,6 +112,7 @@ pub struct StructuredPrune {
     target: Target,
     input_shape: Vec<usize>,
     min_channels: usize,
+    max_fraction: f64,
 }
 
 impl StructuredPrune {
@@ -121,7 +125,24 @@ impl StructuredPrune {
         target: Target,
         input_shape: &[usize],
     ) -> Self {
-        Self { selector, criterion, target, input_shape: input_shape.to_vec(), min_channels: 1 }
+        Self {
+            selector,
+            criterion,
+            target,
+            input_shape: input_shape.to_vec(),
+            min_channels: 1,
+            max_fraction: DEFAULT_MAX_FRACTION,
+        }
+    }
+
+    /// With [`Target::MacFraction`], removes at most this fraction (in `(0, 1]`) of any
+    /// group's channels (default 0.5). A global MAC target otherwise empties the groups
+    /// where a channel saves the most MACs (the high-resolution residual stream) down to
+    /// `min_channels`: the "layer collapse" that Tanaka et al. 2020 (arXiv 2006.05467)
+    /// describe, which costs more accuracy than spreading the cut.
+    pub fn max_fraction(mut self, f: f64) -> Self {
+        self.max_fraction = f;
+        self
     }
 
     /// Keeps at least `n` channels in every group (default 1; 0 is refused by the checks).
@@ -134,6 +155,9 @@ impl StructuredPrune {
         self.target.check()?;
         if self.min_channels == 0 {
             return Err(PruneError::param("min_channels", 0, "at least one channel must remain"));
+        }
+        if !(self.max_fraction > 0.0 && self.max_fraction <= 1.0) {
+            return Err(PruneError::param("max_fraction", self.max_fraction, "must be in (0, 1]"));
         }
         Ok(())
     }
@@ -195,15 +219,14 @@ impl StructuredPrune {
                 .zip(&removable)
                 .map(|(&g, &r)| ((f * widths[g] as f64).floor() as usize).min(r))
                 .collect(),
-            Target::MacFraction(f) => self.greedy_macs(
-                &groups,
-                &candidates,
-                &scores,
-                &orders,
-                &removable,
-                f,
-                macs_before,
-            )?,
+            Target::MacFraction(f) => {
+                let capped: Vec<usize> = candidates
+                    .iter()
+                    .zip(&removable)
+                    .map(|(&g, &r)| r.min((self.max_fraction * widths[g] as f64).floor() as usize))
+                    .collect();
+                self.greedy_macs(&groups, &candidates, &scores, &orders, &capped, f, macs_before)?
+            }
         };
         let mut keep = vec![None; widths.len()];
         let mut after = widths.clone();
@@ -305,9 +328,11 @@ impl StructuredPrune {
                     "MAC fraction",
                     fraction,
                     format!(
-                        "only {:.1} % of the MACs can be removed from the selected groups with min_channels = {}",
+                        "only {:.1} % of the MACs can be removed from the selected groups with \
+                         min_channels = {} and max_fraction = {}",
                         100.0 * saved as f64 / macs_before.max(1) as f64,
-                        self.min_channels
+                        self.min_channels,
+                        self.max_fraction
                     ),
                 ));
             };

@@ -191,6 +191,13 @@ fn bad_parameters_leave_the_model_unchanged() {
         // min_channels 40 leaves too little to remove 90 % of the MACs.
         StructuredPrune::new(sel(), Criterion::L1, Target::MacFraction(0.9), &MNIST)
             .min_channels(40),
+        StructuredPrune::new(sel(), Criterion::L1, Target::MacFraction(0.5), &MNIST)
+            .max_fraction(0.0),
+        StructuredPrune::new(sel(), Criterion::L1, Target::MacFraction(0.5), &MNIST)
+            .max_fraction(1.5),
+        // At most 10 % of each group cannot remove half of the MACs.
+        StructuredPrune::new(sel(), Criterion::L1, Target::MacFraction(0.5), &MNIST)
+            .max_fraction(0.1),
     ];
     for pass in cases {
         assert!(pass.validate(&m).is_err(), "{pass:?}");

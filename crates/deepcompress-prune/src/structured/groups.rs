@@ -88,6 +88,21 @@ pub enum Blocked {
     },
 }
 
+impl std::fmt::Display for Blocked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Blocked::ModelInput => write!(f, "the model input"),
+            Blocked::ModelOutput => write!(f, "the model output"),
+            Blocked::ChannelMixing { path, kind } => {
+                write!(f, "mixed across channels by `{path}` ({kind})")
+            }
+            Blocked::Unsupported { path, kind, reason } => {
+                write!(f, "read by `{path}` ({kind}), which cannot be pruned: {reason}")
+            }
+        }
+    }
+}
+
 /// A set of channels that must be pruned together: the same indices leave every member.
 ///
 /// ```
@@ -367,12 +382,11 @@ impl Walker {
                 None => x,
             };
             if body.factor != skip.factor {
-                return self.unsupported(
-                    layer,
-                    path,
-                    &skip,
-                    "adds flattened and unflattened tensors",
-                );
+                return Err(PruneError::Unsupported {
+                    path: path.to_string(),
+                    kind: layer.kind().to_string(),
+                    reason: "adds a flattened tensor to an unflattened one".into(),
+                });
             }
             let space = self.union(body.space, skip.space);
             return Ok(Flow { space, factor: body.factor, shape: body.shape });

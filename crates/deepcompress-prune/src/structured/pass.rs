@@ -185,7 +185,7 @@ impl StructuredPrune {
                 });
             }
             if !g.blocked.is_empty() {
-                notes.push(format!("skipped `{sel}`: its channels are {:?}", g.blocked[0]));
+                notes.push(format!("skipped `{sel}`: its channels are {}", g.blocked[0]));
                 continue;
             }
             candidates.push(i);

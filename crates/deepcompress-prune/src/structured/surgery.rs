@@ -247,7 +247,7 @@ pub fn remove_channels(
             return Err(PruneError::Unsupported {
                 path,
                 kind: g.members.first().map_or_else(String::new, |m| m.kind.clone()),
-                reason: format!("its channels cannot be removed: {b:?}"),
+                reason: format!("its channels cannot be removed: they are {b}"),
             });
         }
         check_keep("channel group", "channels", k, g.channels)?;

@@ -126,6 +126,7 @@ fn grouped_conv_is_refused_and_depthwise_is_pruned() {
     let mut m = grouped.clone();
     let err = pass.plan(&m).unwrap_err();
     assert!(matches!(&err, PruneError::Unsupported { path, .. } if path == "g"), "{err}");
+    assert!(err.to_string().contains("2 groups"), "{err}");
     assert!(pass.apply(&mut m, &mut PassContext::new(0)).is_err());
     assert_eq!(state(&m), before);
 
@@ -469,4 +470,19 @@ proptest! {
             prop_assert!((a - b).abs() < 1e-5);
         }
     }
+}
+
+#[test]
+fn selecting_everything_skips_the_output_layer_with_a_note() {
+    let mut m = resnet_small(0);
+    let pass =
+        StructuredPrune::new(Selector::all(), Criterion::L2, Target::GroupFraction(0.25), &MNIST);
+    let report = pass.apply(&mut m, &mut PassContext::new(0)).unwrap();
+    assert!(
+        report.notes.iter().any(|n| n == "skipped `fc`: its channels are the model output"),
+        "{:?}",
+        report.notes
+    );
+    assert_eq!(m.layer_as::<Linear>("fc").unwrap().in_features(), 48);
+    assert_eq!(m.layer_as::<BatchNorm>("layer2.block.shortcut.bn").unwrap().channels(), 24);
 }

@@ -486,3 +486,28 @@ fn selecting_everything_skips_the_output_layer_with_a_note() {
     assert_eq!(m.layer_as::<Linear>("fc").unwrap().in_features(), 48);
     assert_eq!(m.layer_as::<BatchNorm>("layer2.block.shortcut.bn").unwrap().channels(), 24);
 }
+
+#[test]
+fn mlp_neurons_under_a_mac_target() {
+    let mut m = lenet_300_100(0);
+    let input = [1, 784];
+    let before = macs(&m, &input);
+    let pass = StructuredPrune::new(
+        Selector::kinds(&["Linear"]),
+        Criterion::Fpgm,
+        Target::MacFraction(0.3),
+        &input,
+    );
+    let report = pass.apply(&mut m, &mut PassContext::new(0)).unwrap();
+    let after = macs(&m, &input);
+    assert!(after as f64 <= 0.7 * before as f64, "{before} -> {after}");
+    let fc1 = m.layer_as::<Linear>("fc1").unwrap();
+    let fc2 = m.layer_as::<Linear>("fc2").unwrap();
+    assert_eq!(fc1.out_features(), fc2.in_features());
+    assert_eq!(m.layer_as::<Linear>("fc3").unwrap().out_features(), 10);
+    assert!(report.notes.iter().any(|n| n.contains("skipped `fc3`")));
+    // Same input, same plan: the pass is deterministic.
+    let mut again = lenet_300_100(0);
+    pass.apply(&mut again, &mut PassContext::new(0)).unwrap();
+    assert_eq!(state(&again), state(&m));
+}

@@ -16,6 +16,7 @@ pub mod schedule;
 pub mod sensitivity;
 pub mod sharing;
 pub mod sparse;
+pub mod structured;
 mod targets;
 pub mod unstructured;
 

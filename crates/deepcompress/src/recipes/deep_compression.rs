@@ -66,7 +66,7 @@ pub struct DeepCompression {
 
 impl DeepCompression {
     /// A recipe with the paper's bits and this library's fine-tuning defaults: Adam,
-    /// 3 rounds of 8 epochs at 1e-3 with a cosine decay, then 4 epochs of centroid
+    /// 5 rounds of 8 epochs at 1e-3 with a cosine decay, then 4 epochs of centroid
     /// fine-tuning at 1e-4, batch size `batch`.
     pub fn new(target: PruneTarget, batch: usize) -> Self {
         let tune = |epochs, lr| TrainConfig {
@@ -79,7 +79,7 @@ impl DeepCompression {
         };
         Self {
             target,
-            rounds: 3,
+            rounds: 5,
             prune_fine_tune: tune(8, 1e-3),
             share_fine_tune: tune(4, 1e-4),
             fc_bits: 5,

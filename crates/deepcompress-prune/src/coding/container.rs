@@ -11,7 +11,7 @@
 //! # Byte layout
 //!
 //! All fixed-width integers are little-endian; `varint` is unsigned LEB128
-//! ([`varint`](super::varint)); `f32` is the 4 raw little-endian bytes of the IEEE value.
+//! (the [`super::varint`] module); `f32` is the 4 raw little-endian bytes of the IEEE value.
 //!
 //! | offset | size | field                                                          |
 //! |--------|------|----------------------------------------------------------------|

@@ -141,7 +141,7 @@ impl Tensor for SharedTensor {
         ArrayD::from_shape_vec(IxDyn(&self.shape), v.collect()).expect("length checked")
     }
 
-    /// Decodes blocks of [`ROW_BLOCK`] rows and multiplies each with the dense GEMM, so the
+    /// Decodes blocks of `ROW_BLOCK` rows and multiplies each with the dense GEMM, so the
     /// dense weight never exists whole.
     fn matmul(&self, x: ArrayView2<f32>) -> deepcompress_core::Result<Array2<f32>> {
         let (out, inner) = self.dims();

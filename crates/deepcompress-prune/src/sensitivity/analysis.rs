@@ -81,10 +81,42 @@ pub struct Sensitivity {
 }
 
 impl Sensitivity {
-    /// A Markdown table: one row per unit, one column per sparsity (accuracy in %).
+    /// A Markdown table: one row per unit, one column per sparsity (accuracy in %). When
+    /// the curves were measured at different sparsities (structured curves round to
+    /// whole channels), one column lists `sparsity: accuracy` pairs instead.
+    ///
+    /// ```
+    /// use deepcompress_prune::sensitivity::{Sensitivity, SensitivityCurve};
+    /// let c = |n: &str, p: Vec<(f64, f32)>| SensitivityCurve { layers: vec![n.into()], weights: 8, points: p };
+    /// let s = Sensitivity { baseline: 0.9, curves: vec![
+    ///     c("a", vec![(0.0, 0.9), (0.5, 0.8)]), c("b", vec![(0.0, 0.9), (0.25, 0.7)])] };
+    /// assert!(s.to_markdown().contains("| b | 8 | 0 %: 90.00, 25 %: 70.00 |"));
+    /// ```
     pub fn to_markdown(&self) -> String {
         let grid: Vec<f64> =
             self.curves.first().map(|c| c.points.iter().map(|p| p.0).collect()).unwrap_or_default();
+        let same =
+            self.curves.iter().all(|c| c.points.iter().map(|p| p.0).eq(grid.iter().copied()));
+        if !same {
+            let mut out =
+                String::from("| layer | weights | accuracy (%) by sparsity |\n|---|---:|---|");
+            for c in &self.curves {
+                let cells: Vec<String> = c
+                    .points
+                    .iter()
+                    .map(|(s, a)| format!("{:.0} %: {:.2}", 100.0 * s, 100.0 * a))
+                    .collect();
+                let _ = write!(
+                    out,
+                    "\n| {} | {} | {} |",
+                    c.layers.join(" + "),
+                    c.weights,
+                    cells.join(", ")
+                );
+            }
+            out.push('\n');
+            return out;
+        }
         let mut out = String::from("| layer | weights |");
         for s in &grid {
             let _ = write!(out, " {:.0} % |", 100.0 * s);

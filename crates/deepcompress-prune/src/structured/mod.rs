@@ -27,7 +27,9 @@ mod surgery;
 mod tests;
 
 pub use criterion::{Criterion, Slimming, bn_scores, slimming_penalty};
+pub(crate) use groups::term_macs;
 pub use groups::{Blocked, ChannelGroup, ChannelGroups, Member, Role};
+pub(crate) use pass::channels_removed;
 pub use pass::{PrunePlan, StructuredPrune, Target};
 pub use surgery::{
     conv_keep_inputs, conv_keep_outputs, depthwise_keep, linear_keep_inputs, linear_keep_outputs,

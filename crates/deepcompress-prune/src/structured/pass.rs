@@ -9,6 +9,7 @@ use deepcompress_core::layer::BatchNorm;
 use deepcompress_core::model::{Model, Selector};
 use deepcompress_core::pass::{Pass, PassContext, PassReport};
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 /// Default of [`StructuredPrune::max_fraction`].
 const DEFAULT_MAX_FRACTION: f64 = 0.5;
@@ -19,8 +20,11 @@ const DEFAULT_MAX_FRACTION: f64 = 0.5;
 /// use deepcompress_prune::structured::Target;
 /// assert!(Target::GroupFraction(0.5).check().is_ok());
 /// assert!(Target::MacFraction(1.0).check().is_err());
+/// let per_group = Target::PerGroup([("conv2".to_string(), 0.25)].into());
+/// assert!(per_group.check().is_ok());
+/// assert!(Target::PerGroup([("conv2".to_string(), f64::NAN)].into()).check().is_err());
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub enum Target {
     /// Remove this fraction (in `[0, 1)`, rounded down) of the channels of every selected
     /// group — the uniform per-layer ratio of Li et al. 2017 (arXiv 1608.08710) and
@@ -32,15 +36,30 @@ pub enum Target {
     /// global, cost-aware ranking in the spirit of Molchanov et al. 2017, arXiv 1611.06440,
     /// and network slimming's global threshold, arXiv 1708.06519).
     MacFraction(f64),
+    /// Remove this fraction (in `[0, 1)`) of the channels of each listed group, rounded
+    /// down; a group is named by the path of any of its producers (listing several
+    /// producers of one group is allowed when they agree). Groups not listed are left
+    /// alone; a name that is not a producer of a selected, prunable group is refused.
+    /// The per-group choice of a sensitivity allocation
+    /// ([`StructuredCurves::target`](crate::sensitivity::StructuredCurves::target)). A
+    /// fraction `k / width`, as the structured sensitivity curves record, removes exactly
+    /// `k` channels.
+    PerGroup(BTreeMap<String, f64>),
 }
 
 impl Target {
     /// Checks that the fraction is finite and in `[0, 1)`.
     pub fn check(&self) -> Result<()> {
-        let (name, f) = match *self {
+        let (name, f) = match self {
             // Removing a fraction of the channels is a (structured) sparsity.
-            Target::GroupFraction(f) => return check_sparsity("channel fraction", f),
-            Target::MacFraction(f) => ("MAC fraction", f),
+            Target::GroupFraction(f) => return check_sparsity("channel fraction", *f),
+            Target::MacFraction(f) => ("MAC fraction", *f),
+            Target::PerGroup(map) => {
+                for (path, &f) in map {
+                    check_sparsity(&format!("channel fraction of `{path}`"), f)?;
+                }
+                return Ok(());
+            }
         };
         if f.is_finite() && (0.0..1.0).contains(&f) {
             Ok(())
@@ -196,6 +215,14 @@ impl StructuredPrune {
                 hint: format!(" (selected: {selected:?}; {})", notes.join("; ")),
             });
         }
+        let per_group = match &self.target {
+            Target::PerGroup(map) => {
+                let f = per_group_fractions(map, &groups, &candidates)?;
+                candidates.retain(|g| f[*g].is_some());
+                Some(f)
+            }
+            _ => None,
+        };
         let scores = candidates
             .iter()
             .map(|&g| self.group_scores(model, &groups, g))
@@ -213,13 +240,21 @@ impl StructuredPrune {
             .collect();
         let removable: Vec<usize> =
             candidates.iter().map(|&g| widths[g].saturating_sub(self.min_channels)).collect();
-        let removed: Vec<usize> = match self.target {
-            Target::GroupFraction(f) => candidates
+        let removed: Vec<usize> = match &self.target {
+            Target::PerGroup(_) => {
+                let f = per_group.unwrap_or_default();
+                candidates
+                    .iter()
+                    .zip(&removable)
+                    .map(|(&g, &r)| channels_removed(f[g].unwrap_or(0.0), widths[g], r))
+                    .collect()
+            }
+            &Target::GroupFraction(f) => candidates
                 .iter()
                 .zip(&removable)
                 .map(|(&g, &r)| ((f * widths[g] as f64).floor() as usize).min(r))
                 .collect(),
-            Target::MacFraction(f) => {
+            &Target::MacFraction(f) => {
                 let capped: Vec<usize> = candidates
                     .iter()
                     .zip(&removable)
@@ -342,6 +377,52 @@ impl StructuredPrune {
         }
         Ok(removed)
     }
+}
+
+/// Channels a per-group fraction `f` removes from a group of `width`, at most
+/// `removable`: `f * width` rounded down, where `k / width` gives exactly `k` despite the
+/// rounding of the division.
+pub(crate) fn channels_removed(f: f64, width: usize, removable: usize) -> usize {
+    ((f * width as f64 + 1e-9).floor() as usize).min(removable)
+}
+
+/// The fraction of each group named in a [`Target::PerGroup`] map; `None` for the others.
+/// Every key must be a producer of one of the `candidates` (selected, prunable groups) and
+/// the producers of one group must agree.
+fn per_group_fractions(
+    map: &BTreeMap<String, f64>,
+    groups: &ChannelGroups,
+    candidates: &[usize],
+) -> Result<Vec<Option<f64>>> {
+    if map.is_empty() {
+        return Err(PruneError::param("per-group fractions", "{}", "name at least one group"));
+    }
+    let mut out: Vec<Option<(f64, &str)>> = vec![None; groups.groups().len()];
+    for (path, &f) in map {
+        let g = groups.index_of(path).filter(|g| candidates.contains(g)).ok_or_else(|| {
+            let why = match groups.group_of(path) {
+                None => "is not a Conv2d or Linear of the model".to_string(),
+                Some(g) if !g.blocked.is_empty() => format!("writes {}", g.blocked[0]),
+                Some(_) => "is not picked by the selector".to_string(),
+            };
+            PruneError::param(
+                "per-group fractions",
+                format!("`{path}`"),
+                format!("{why}; name a producer of a selected, prunable channel group"),
+            )
+        })?;
+        match out[g] {
+            Some((other, by)) if other != f => {
+                return Err(PruneError::param(
+                    "per-group fractions",
+                    format!("`{path}` = {f}"),
+                    format!("`{by}` = {other} produces the same channel group"),
+                ));
+            }
+            _ => out[g] = Some((f, path)),
+        }
+    }
+    Ok(out.into_iter().map(|o| o.map(|(f, _)| f)).collect())
 }
 
 impl Pass for StructuredPrune {

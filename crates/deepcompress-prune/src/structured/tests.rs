@@ -511,3 +511,67 @@ fn mlp_neurons_under_a_mac_target() {
     pass.apply(&mut again, &mut PassContext::new(0)).unwrap();
     assert_eq!(state(&again), state(&m));
 }
+
+#[test]
+fn per_group_target_prunes_only_the_listed_groups() {
+    let mut m = resnet_small(0);
+    let per = |pairs: &[(&str, f64)]| {
+        Target::PerGroup(pairs.iter().map(|&(p, f)| (p.to_string(), f)).collect())
+    };
+    // Both producers of the stem stream agree; layer3's inner conv by 3/64 exactly.
+    let target = per(&[
+        ("conv1", 0.25),
+        ("layer1.block.body.conv2", 0.25),
+        ("layer3.block.body.conv1", 3.0 / 64.0),
+    ]);
+    let pass = StructuredPrune::new(Selector::kinds(&["Conv2d"]), Criterion::L2, target, &MNIST);
+    let plan = pass.plan(&m).unwrap();
+    let touched: Vec<usize> = plan
+        .keep
+        .iter()
+        .enumerate()
+        .filter_map(|(g, k)| k.as_ref().map(|k| plan.groups.groups()[g].channels - k.len()))
+        .collect();
+    assert_eq!(touched, vec![4, 3]);
+    pass.apply(&mut m, &mut PassContext::new(0)).unwrap();
+    assert_eq!(macs(&m, &MNIST), plan.macs_after);
+    let s = m.summary(&MNIST).unwrap();
+    let out = |path: &str| s.rows.iter().find(|r| r.path == path).unwrap().output[1];
+    assert_eq!(out("conv1"), 12);
+    assert_eq!(out("layer1.block.body.conv1"), 16);
+    assert_eq!(out("layer3.block.body.conv1"), 61);
+}
+
+#[test]
+fn per_group_target_refuses_bad_maps_and_leaves_the_model_unchanged() {
+    let m0 = resnet_small(0);
+    let mut m = m0.clone();
+    let per = |pairs: &[(&str, f64)]| {
+        Target::PerGroup(pairs.iter().map(|&(p, f)| (p.to_string(), f)).collect())
+    };
+    let sel = || Selector::kinds(&["Conv2d"]);
+    let cases = [
+        per(&[]),
+        per(&[("conv1", 1.0)]),
+        per(&[("conv1", f64::NAN)]),
+        per(&[("nope", 0.5)]),
+        per(&[("fc", 0.5)]), // writes the logits, and is not selected
+        per(&[("layer1.block.body.bn1", 0.5)]), // not a producer
+        per(&[("conv1", 0.25), ("layer1.block.body.conv2", 0.5)]), // one group, two fractions
+    ];
+    for t in cases {
+        let pass = StructuredPrune::new(sel(), Criterion::L1, t, &MNIST);
+        let err = pass.plan(&m).unwrap_err();
+        assert!(matches!(err, PruneError::InvalidParam { .. }), "{err}");
+        assert!(pass.apply(&mut m, &mut PassContext::new(0)).is_err());
+        assert_eq!(state(&m), state(&m0));
+    }
+    // A selected group's producer is required: fc's group is blocked even when selected.
+    let err = StructuredPrune::new(Selector::all(), Criterion::L1, per(&[("fc", 0.5)]), &MNIST)
+        .plan(&m)
+        .unwrap_err();
+    assert!(err.to_string().contains("model output"), "{err}");
+    // Fractions below one channel remove nothing, and the model still validates.
+    let tiny = StructuredPrune::new(sel(), Criterion::L1, per(&[("conv1", 0.01)]), &MNIST);
+    assert_eq!(tiny.plan(&m).unwrap().macs_after, macs(&m0, &MNIST));
+}

@@ -77,6 +77,7 @@ pub struct Param {
 impl Param {
     /// A trainable parameter with a zero gradient and no constraint.
     pub fn new(value: ArrayD<f32>) -> Self {
+        let value = standard(value);
         let grad = ArrayD::zeros(value.raw_dim());
         Self { value, grad, constraint: None, trainable: true }
     }
@@ -94,6 +95,7 @@ impl Param {
     /// Replaces the value; the shape must stay the same for the gradient buffer to fit,
     /// otherwise the gradient is reset to the new shape.
     pub fn set_value(&mut self, value: ArrayD<f32>) {
+        let value = standard(value);
         if value.shape() != self.grad.shape() {
             self.grad = ArrayD::zeros(value.raw_dim());
         }
@@ -173,4 +175,10 @@ impl Param {
             c.project(&mut self.value);
         }
     }
+}
+
+/// Values are kept in row-major standard layout: layers view weights as matrices without
+/// copying, and a transposed or sliced array given by a user must not break that.
+fn standard(value: ArrayD<f32>) -> ArrayD<f32> {
+    if value.is_standard_layout() { value } else { value.as_standard_layout().into_owned() }
 }

@@ -227,7 +227,18 @@ impl Conv2d {
         Ok(Self { config, weight: Param::new(w), bias: b, cache: None })
     }
 
-    /// A convolution from a given weight `[out, in/groups, kh, kw]` and bias.
+    /// A convolution from a given weight `[out, in/groups, kh, kw]` (any memory layout)
+    /// and bias.
+    ///
+    /// ```
+    /// use deepcompress_core::layer::{Conv2d, Conv2dConfig, Layer, Mode};
+    /// use ndarray::{Array4, ArrayD, IxDyn};
+    /// // a weight in a non-standard layout (axes permuted) works like any other
+    /// let w = Array4::<f32>::ones((3, 2, 1, 1)).permuted_axes([1, 0, 2, 3]);
+    /// let mut conv = Conv2d::from_weights(Conv2dConfig::new(3, 2, 1), w.to_owned(), None).unwrap();
+    /// let y = conv.forward(ArrayD::ones(IxDyn(&[1, 3, 2, 2])), Mode::Eval).unwrap();
+    /// assert_eq!(y.shape(), &[1, 2, 2, 2]);
+    /// ```
     pub fn from_weights(
         config: Conv2dConfig,
         weight: Array4<f32>,

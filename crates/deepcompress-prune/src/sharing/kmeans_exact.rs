@@ -4,13 +4,22 @@
 //! programming" (The R Journal 3(2), 2011). On sorted data, `D[m][i]`, the least squared
 //! error of the first `i` values in `m` clusters, is `min_j D[m-1][j] + cost(j, i)`, where
 //! `cost` (the error of the run `j..i`, O(1) from prefix sums) satisfies the quadrangle
-//! inequality. So the best split `J[m][i]` is non-decreasing in `i`, which the
-//! divide-and-conquer optimisation exploits (row `mid` first, then each half searches
-//! only its side of `J[m][mid]`): O(n log n) per layer, O(k n log n) in all. As in
-//! Ckmeans.1d.dp, `J[m-1][i] <= J[m][i]` narrows each search further, and lower bounds
-//! skip blocks of candidates that cannot win. Memory: a u32
-//! backtrack table of `(k - 2) (n + 1)` entries (120 MB for n = 10^6, k = 32) plus five
-//! f64 arrays of `n + 1`.
+//! inequality. So the matrix `A[i][j] = D[m-1][j] + cost(j, i)` is totally monotone and
+//! each layer's row minima come from the SMAWK algorithm (Aggarwal, Klawe, Moran, Shor
+//! and Wilber, "Geometric applications of a matrix-searching algorithm", Algorithmica 2,
+//! 1987) in O(n) evaluations: O(k n) time in all, as in Grønlund et al., "Fast exact
+//! k-means, k-medians and Bregman divergence clustering in 1D" (arXiv 1701.07204, 2017)
+//! and the linear method of later Ckmeans.1d.dp versions.
+//!
+//! With `S1`, `S2` the prefix sums of the values and their squares, `cost(j, i) =
+//! S2[i] - S2[j] - (S1[i] - S1[j])^2 / (i - j)`, so the DP runs on `H[m][i] = D[m][i] -
+//! S2[i] = min_j H[m-1][j] - (S1[i] - S1[j])^2 / (i - j)`: `S2` cancels out, leaving one
+//! subtraction, one square and one division per candidate. Each layer's rows are cut
+//! into fixed chunks at pivot rows whose minima are scanned first (narrowed by
+//! `J[m-1][i] <= J[m][i]`, as in Ckmeans.1d.dp); the chunks then run SMAWK independently,
+//! in parallel under rayon, with a result that does not depend on the thread count.
+//! Memory: a u32 backtrack table of `(k - 2) (n + 1)` entries (120 MB for n = 10^6,
+//! k = 32) plus O(n) f64 work arrays.
 
 use super::kmeans::Clustering;
 use super::sorted::Sorted;
@@ -19,9 +28,11 @@ use crate::{PruneError, Result};
 /// Largest `k` accepted (a 16-bit codebook).
 const MAX_K: usize = 1 << 16;
 
-/// Rows above this count are split across rayon threads (the result does not depend on
-/// the thread count: each row's minimum is computed the same way).
-const PARALLEL_ROWS: usize = 1 << 14;
+/// Rows per SMAWK chunk. A layer's rows are cut into chunks at pivot rows, whose minima
+/// are found first by scans; the chunks are then independent (rayon runs them in
+/// parallel) and small enough to stay in cache. The cut depends only on `n`, so the
+/// result does not depend on the thread count.
+const CHUNK_ROWS: usize = 1 << 16;
 
 /// Optimal 1-D k-means (Wang and Song 2011, Ckmeans.1d.dp; for weight sharing as in
 /// Han et al. 2015, arXiv 1510.00149). The squared error is never above Lloyd's from any
@@ -50,39 +61,65 @@ pub fn kmeans_exact(data: &[f32], k: usize) -> Result<Clustering> {
 
 /// The DP on already sorted data.
 pub(crate) fn exact_sorted(s: &Sorted, k: usize) -> Clustering {
-    solve_dp(s, k, true)
+    solve_dp(s, k, Rows::Smawk { chunk_rows: CHUNK_ROWS })
 }
 
-/// The DP; `prune` turns the block bounds of [`Layer::row_min`] on (off only in tests,
-/// to check them).
-fn solve_dp(s: &Sorted, k: usize, prune: bool) -> Clustering {
+/// How a layer's row minima are found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Rows {
+    /// SMAWK, O(n) per layer, on chunks of `chunk_rows` rows (see [`CHUNK_ROWS`]).
+    Smawk { chunk_rows: usize },
+    /// Divide and conquer with full scans, O(n log n) per layer: the reference the
+    /// tests check SMAWK against.
+    #[cfg(test)]
+    DivideAndConquer,
+}
+
+/// The DP (see the module docs).
+fn solve_dp(s: &Sorted, k: usize, rows: Rows) -> Clustering {
     let n = s.len();
     let k = k.min(s.distinct);
     if k == 1 {
         return s.finish(&[n], 0);
     }
-    // prev[j] = D[m-1][j]; only j in the layer's feasible range is ever read.
-    let mut prev: Vec<f64> =
-        (0..=n).map(|i| if i == 0 { f64::INFINITY } else { s.cost(0, i) }).collect();
+    // pts[j] = (S1[j], H[m-1][j]): what a candidate split j contributes, side by side.
+    // H[1][i] = -S1[i]^2 / i; H[m][0] is never read for m >= 1.
+    let mut pts: Vec<[f64; 2]> = (0..=n)
+        .map(|i| {
+            let x = s.s1[i];
+            [x, if i == 0 { f64::INFINITY } else { -(x * x) / i as f64 }]
+        })
+        .collect();
     let mut cur = vec![f64::INFINITY; n + 1];
-    // rinv[t] = 1 / (n + 1 - t): for a fixed row i, 1 / (i - j) is then read forwards in
-    // j, a contiguous stream instead of a division per candidate.
-    let rinv: Vec<f64> = (0..=n).map(|t| 1.0 / (n + 1 - t) as f64).collect();
     // back[(m - 2) * (n + 1) + i] = J[m][i], the first index of the m-th cluster when the
     // first i values form m clusters, for the inner layers m = 2..k-1.
     let mut back = vec![0u32; (k - 2) * (n + 1)];
+    let mut scratch: Vec<Vec<Level>> = Vec::new();
     for m in 2..k {
         // The first i values in m clusters leave n - i >= k - m values for the others.
         let (lo, hi) = (m, n - (k - m));
+        let layer = Layer { s1: &s.s1, pts: &pts };
         let (done, rest) = back.split_at_mut((m - 2) * (n + 1));
+        // J[m-1][i] <= J[m][i] (as in Ckmeans.1d.dp) narrows the pivot scans.
         let lower = (m > 2).then(|| &done[(m - 3) * (n + 1)..]);
-        let layer = Layer { s, prev: &prev, rinv: &rinv, lower, prune };
-        layer.solve(lo, hi, m - 1, hi - 1, &mut cur[lo..=hi], &mut rest[lo..=hi]);
-        std::mem::swap(&mut prev, &mut cur);
+        let arg = &mut rest[lo..=hi];
+        let val = &mut cur[lo..=hi];
+        match rows {
+            Rows::Smawk { chunk_rows } => {
+                layer.smawk_rows(lo, hi, m - 1, chunk_rows, lower, &mut scratch, arg, val)
+            }
+            #[cfg(test)]
+            Rows::DivideAndConquer => layer.divide(lo, hi, m - 1, hi - 1, arg, val),
+        }
+        // Columns m..=hi of the next layer are exactly the rows just computed.
+        for (p, &v) in pts[lo..=hi].iter_mut().zip(&cur[lo..=hi]) {
+            p[1] = v;
+        }
+        pts[..lo].iter_mut().for_each(|p| p[1] = f64::INFINITY);
     }
     // Last layer: only i = n is needed.
-    let layer = Layer { s, prev: &prev, rinv: &rinv, lower: None, prune };
-    let (_, split) = layer.row_min(n, k - 1, n - 1);
+    let layer = Layer { s1: &s.s1, pts: &pts };
+    let (_, split) = layer.scan(n, k - 1, n - 1);
     let mut ends = vec![0usize; k];
     ends[k - 1] = n;
     ends[k - 2] = split;
@@ -93,147 +130,243 @@ fn solve_dp(s: &Sorted, k: usize, prune: bool) -> Clustering {
     s.finish(&ends, 0)
 }
 
-/// One DP layer: `A[i][j] = D[m-1][j] + cost(j, i)` for `j < i`.
+/// Work space of one SMAWK recursion level: the reduced columns (a stack) and, for each,
+/// its value in the row at the same stack position.
+#[derive(Default)]
+struct Level {
+    cols: Vec<u32>,
+    vals: Vec<f64>,
+}
+
+/// One DP layer: `A[i][j] = H[m-1][j] - (S1[i] - S1[j])^2 / (i - j)` for `j < i`, and
+/// `+inf` for `j >= i` (which keeps the matrix totally monotone).
 struct Layer<'a> {
-    s: &'a Sorted,
-    prev: &'a [f64],
-    rinv: &'a [f64],
-    /// `J[m-1][..]`, a lower bound on this layer's splits (none for m = 2).
-    lower: Option<&'a [u32]>,
-    /// Whether [`Layer::row_min`] skips blocks by their lower bounds.
-    prune: bool,
+    s1: &'a [f64],
+    pts: &'a [[f64; 2]],
 }
 
 impl Layer<'_> {
-    /// Fills rows `ilo..=ihi` (`val`, `arg` hold exactly those rows) knowing that their
-    /// best splits lie in `jlo..=jhi`.
-    fn solve(
+    /// `A[i][j]`. Every path evaluates it with this one expression, so that the same
+    /// (i, j) always gives the same bits.
+    #[inline(always)]
+    fn eval(&self, i: usize, j: usize) -> f64 {
+        if j >= i {
+            return f64::INFINITY;
+        }
+        let [x, h] = self.pts[j];
+        let d = self.s1[i] - x;
+        h - d * d / (i - j) as f64
+    }
+
+    /// Leftmost minimum of row `i` over columns `a..=b` (`a <= b`), by a full scan.
+    fn scan(&self, i: usize, a: usize, b: usize) -> (f64, usize) {
+        let mut best = (f64::INFINITY, a);
+        for j in a..=b {
+            let v = self.eval(i, j);
+            if v < best.0 {
+                best = (v, j);
+            }
+        }
+        best
+    }
+
+    /// Row minima (values `val`, leftmost columns `arg`, both indexed by `i - lo`) of
+    /// rows `lo..=hi` over columns `first..hi`: pivot rows first (every `chunk_rows`,
+    /// see [`CHUNK_ROWS`]), then SMAWK on each chunk between them. `lower[i]`, if given, bounds row `i`'s
+    /// minimum from below.
+    fn smawk_rows(
+        &self,
+        lo: usize,
+        hi: usize,
+        first: usize,
+        chunk_rows: usize,
+        lower: Option<&[u32]>,
+        scratch: &mut Vec<Vec<Level>>,
+        arg: &mut [u32],
+        val: &mut [f64],
+    ) {
+        let cnt = hi - lo + 1;
+        let chunks = cnt.div_ceil(chunk_rows);
+        // Chunk q holds rows bounds[q]..bounds[q + 1]; its first row is a pivot (q > 0).
+        let bounds: Vec<usize> = (0..=chunks).map(|q| lo + q * cnt / chunks).collect();
+        let mut out = Out { row0: lo, arg, val };
+        self.pivots(&bounds[1..chunks], first, hi - 1, lower, &mut out);
+        let jpiv: Vec<u32> = bounds[1..chunks].iter().map(|&i| out.arg_of(i)).collect();
+        if scratch.len() < chunks {
+            scratch.resize_with(chunks, Vec::new);
+        }
+        let (mut arg, mut val) = (out.arg, out.val);
+        let mut tasks = Vec::with_capacity(chunks);
+        for (q, levels) in scratch.iter_mut().enumerate().take(chunks) {
+            let skip = usize::from(q > 0);
+            let rows = bounds[q + 1] - bounds[q];
+            let (a, rest) = std::mem::take(&mut arg).split_at_mut(rows);
+            let (v, vrest) = std::mem::take(&mut val).split_at_mut(rows);
+            (arg, val) = (rest, vrest);
+            let cols_lo = if q == 0 { first } else { jpiv[q - 1] as usize };
+            let cols_hi = if q + 1 == chunks { hi - 1 } else { jpiv[q] as usize };
+            let out = Out { row0: bounds[q] + skip, arg: &mut a[skip..], val: &mut v[skip..] };
+            tasks.push((rows - skip, cols_lo, cols_hi, levels, out));
+        }
+        let run = |(rows, cols_lo, cols_hi, levels, mut out): (
+            usize,
+            usize,
+            usize,
+            &mut Vec<Level>,
+            Out<'_>,
+        )| {
+            if rows == 0 {
+                return;
+            }
+            let depth = (usize::BITS - rows.leading_zeros()) as usize + 1;
+            if levels.len() < depth {
+                levels.resize_with(depth, Level::default);
+            }
+            let (cols, levels) = levels.split_last_mut().expect("depth >= 1");
+            cols.cols.clear();
+            cols.cols.extend(cols_lo as u32..=cols_hi as u32);
+            self.smawk(out.row0, 1, rows, &cols.cols, levels, &mut out);
+        };
+        if chunks == 1 {
+            tasks.into_iter().for_each(run);
+        } else {
+            use rayon::prelude::*;
+            tasks.into_par_iter().for_each(run);
+        }
+    }
+
+    /// Minima of the pivot rows `piv` (ascending) over columns `a..=b`, middle pivot
+    /// first so that the others search only between their neighbours' minima.
+    fn pivots(&self, piv: &[usize], a: usize, b: usize, lower: Option<&[u32]>, out: &mut Out<'_>) {
+        if piv.is_empty() {
+            return;
+        }
+        let mid = piv.len() / 2;
+        let i = piv[mid];
+        let hi = b.min(i - 1);
+        let lo = lower.map_or(a, |l| a.max(l[i] as usize)).min(hi);
+        let (v, j) = self.scan(i, lo, hi);
+        out.set(i, v, j as u32);
+        self.pivots(&piv[..mid], a, j, lower, out);
+        self.pivots(&piv[mid + 1..], j, b, lower, out);
+    }
+
+    /// SMAWK on rows `base + p * step` (`p < cnt`) and the ascending columns `cols`,
+    /// whose minima are known to lie in `cols`: REDUCE the columns to at most `cnt`,
+    /// solve the odd rows recursively, then scan each even row between the minima of its
+    /// neighbours.
+    fn smawk(
+        &self,
+        base: usize,
+        step: usize,
+        cnt: usize,
+        cols: &[u32],
+        levels: &mut [Level],
+        out: &mut Out<'_>,
+    ) {
+        let (level, deeper) = levels.split_first_mut().expect("enough levels");
+        let stack: &[u32] = if cols.len() <= cnt {
+            // Already no more columns than rows: nothing to reduce.
+            if cnt == 1 {
+                out.set(base, self.eval(base, cols[0] as usize), cols[0]);
+                return;
+            }
+            cols
+        } else {
+            let (stack, vals) = (&mut level.cols, &mut level.vals);
+            stack.clear();
+            vals.clear();
+            // REDUCE: the column at stack position p is compared in row p. A new column
+            // that beats the top in the top's row beats it in every later row too
+            // (monotonicity), and the top already lost to the column below it in every
+            // earlier row.
+            for &c in cols {
+                while let Some(&top) = vals.last() {
+                    if top <= self.eval(base + (vals.len() - 1) * step, c as usize) {
+                        break;
+                    }
+                    stack.pop();
+                    vals.pop();
+                }
+                let len = stack.len();
+                if len < cnt {
+                    stack.push(c);
+                    vals.push(self.eval(base + len * step, c as usize));
+                }
+            }
+            if cnt == 1 {
+                out.set(base, vals[0], stack[0]);
+                return;
+            }
+            stack
+        };
+        self.smawk(base + step, 2 * step, cnt / 2, stack, deeper, out);
+        // Even rows: between the minima of the neighbouring odd rows.
+        let mut t = 0;
+        for p in (0..cnt).step_by(2) {
+            let r = base + p * step;
+            let end = if p + 1 < cnt { out.arg_of(r + step) } else { stack[stack.len() - 1] };
+            let mut best = (f64::INFINITY, stack[t]);
+            loop {
+                let c = stack[t];
+                let v = self.eval(r, c as usize);
+                if v < best.0 {
+                    best = (v, c);
+                }
+                if c == end {
+                    break;
+                }
+                t += 1;
+            }
+            out.set(r, best.0, best.1);
+        }
+    }
+
+    /// Reference: rows `ilo..=ihi` with minima known to lie in `jlo..=jhi`, mid row
+    /// first by a full scan, then each half on its side of the mid row's minimum.
+    #[cfg(test)]
+    fn divide(
         &self,
         ilo: usize,
         ihi: usize,
         jlo: usize,
         jhi: usize,
-        val: &mut [f64],
         arg: &mut [u32],
+        val: &mut [f64],
     ) {
         if ilo > ihi {
             return;
         }
         let mid = ilo + (ihi - ilo) / 2;
-        let a = self.lower.map_or(jlo, |l| jlo.max(l[mid] as usize));
-        let (best, at) = self.row_min(mid, a, jhi.min(mid - 1));
-        let (val_lo, val_rest) = val.split_at_mut(mid - ilo);
+        let (best, at) = self.scan(mid, jlo, jhi.min(mid - 1));
         let (arg_lo, arg_rest) = arg.split_at_mut(mid - ilo);
-        val_rest[0] = best;
+        let (val_lo, val_rest) = val.split_at_mut(mid - ilo);
         arg_rest[0] = at as u32;
-        let (val_hi, arg_hi) = (&mut val_rest[1..], &mut arg_rest[1..]);
-        let left = |v: &mut [f64], g: &mut [u32]| {
-            if mid > ilo {
-                self.solve(ilo, mid - 1, jlo, at, v, g)
-            }
-        };
-        let right = |v: &mut [f64], g: &mut [u32]| self.solve(mid + 1, ihi, at, jhi, v, g);
-        if ihi - ilo > PARALLEL_ROWS {
-            rayon::join(|| left(val_lo, arg_lo), || right(val_hi, arg_hi));
-        } else {
-            left(val_lo, arg_lo);
-            right(val_hi, arg_hi);
+        val_rest[0] = best;
+        if mid > ilo {
+            self.divide(ilo, mid - 1, jlo, at, arg_lo, val_lo);
         }
+        self.divide(mid + 1, ihi, at, jhi, &mut arg_rest[1..], &mut val_rest[1..]);
+    }
+}
+
+/// SMAWK's output rows, indexed by `i - row0`.
+struct Out<'a> {
+    row0: usize,
+    arg: &'a mut [u32],
+    val: &'a mut [f64],
+}
+
+impl Out<'_> {
+    #[inline(always)]
+    fn set(&mut self, i: usize, v: f64, j: u32) {
+        self.val[i - self.row0] = v;
+        self.arg[i - self.row0] = j;
     }
 
-    /// Leftmost minimum of row `i` over columns `a..=b` (`a <= b < i`).
-    ///
-    /// Long windows are scanned in blocks of 64 columns, skipping a block `j1..=j2` when
-    /// `D[m-1][j1] + cost(j2, i)` already exceeds a known value: `D[m-1]` never decreases
-    /// in `j` and `cost(j, i)` never increases, so that sum bounds the whole block from
-    /// below (the pruning of Ckmeans.1d.dp, by blocks). Once `D[m-1][j1]` alone exceeds
-    /// it, no later column can win.
-    fn row_min(&self, i: usize, a: usize, b: usize) -> (f64, usize) {
-        const B: usize = 64;
-        if !self.prune || b - a < 4 * B {
-            return self.scan(i, a, b);
-        }
-        // A first estimate from a sparse sample, so that the block bounds bite.
-        let step = (b - a) / 32;
-        let mut best = (f64::INFINITY, usize::MAX);
-        let mut j = a;
-        while j <= b {
-            let d = self.s.s1[i] - self.s.s1[j];
-            let v = self.prev[j] + (self.s.s2[i] - self.s.s2[j]) - d * d / (i - j) as f64;
-            if v < best.0 {
-                best = (v, j);
-            }
-            j += step;
-        }
-        let sampled = best.0;
-        let mut best = (f64::INFINITY, usize::MAX);
-        let mut j1 = a;
-        while j1 <= b {
-            let j2 = (j1 + B - 1).min(b);
-            // A little slack: the sample and the bounds round differently from `scan`.
-            let u = sampled.min(best.0);
-            let u = u + u.abs() * 1e-12;
-            let floor = self.prev[j1];
-            if floor > u {
-                break;
-            }
-            if floor + self.s.cost(j2, i) <= u {
-                let (v, t) = self.scan(i, j1, j2);
-                if v < best.0 {
-                    best = (v, t);
-                }
-            }
-            j1 = j2 + 1;
-        }
-        if best.1 == usize::MAX { self.scan(i, a, b) } else { best }
-    }
-
-    /// Leftmost minimum of row `i` over columns `a..=b` (`a <= b < i`), by a full scan.
-    ///
-    /// Four independent running minima let the compiler vectorise the scan; they are
-    /// merged by (value, column), which keeps the leftmost minimum.
-    fn scan(&self, i: usize, a: usize, b: usize) -> (f64, usize) {
-        const L: usize = 4;
-        let s = self.s;
-        let (s1i, s2i) = (s.s1[i], s.s2[i]);
-        let n = self.rinv.len() - 1;
-        let p = &self.prev[a..=b];
-        let q1 = &s.s1[a..=b];
-        let q2 = &s.s2[a..=b];
-        let r = &self.rinv[n + 1 - i + a..=n + 1 - i + b];
-        let eval = |t: usize| {
-            let d = s1i - q1[t];
-            p[t] + (s2i - q2[t]) - d * d * r[t]
-        };
-        let mut best = [f64::INFINITY; L];
-        let mut at = [0usize; L];
-        let full = p.len() / L * L;
-        let lanes = p[..full].chunks_exact(L).zip(q1.chunks_exact(L));
-        for (c, ((p, q1), (q2, r))) in
-            lanes.zip(q2.chunks_exact(L).zip(r.chunks_exact(L))).enumerate()
-        {
-            for l in 0..L {
-                let d = s1i - q1[l];
-                let v = p[l] + (s2i - q2[l]) - d * d * r[l];
-                if v < best[l] {
-                    best[l] = v;
-                    at[l] = c * L + l;
-                }
-            }
-        }
-        let (mut bv, mut bt) = (f64::INFINITY, usize::MAX);
-        for l in 0..L {
-            if best[l] < bv || (best[l] == bv && at[l] < bt) {
-                (bv, bt) = (best[l], at[l]);
-            }
-        }
-        for t in full..p.len() {
-            let v = eval(t);
-            if v < bv {
-                (bv, bt) = (v, t);
-            }
-        }
-        (bv, a + bt)
+    #[inline(always)]
+    fn arg_of(&self, i: usize) -> u32 {
+        self.arg[i - self.row0]
     }
 }
 
@@ -287,7 +420,8 @@ mod tests {
         }
     }
 
-    /// Windows long enough for the block bounds: the pruned DP finds the same optimum.
+    /// A long input: SMAWK finds the same optimum as the divide-and-conquer reference.
+    /// (The name dates from the block-pruned scans that SMAWK replaced.)
     #[test]
     fn block_pruning_keeps_the_optimum() {
         let mut z = 7u64;
@@ -300,8 +434,13 @@ mod tests {
             .collect();
         let s = Sorted::new(&data).unwrap();
         for k in [2, 3, 9, 32] {
-            let pruned = solve_dp(&s, k, true);
-            let full = solve_dp(&s, k, false);
+            let pruned = solve_dp(&s, k, Rows::Smawk { chunk_rows: CHUNK_ROWS });
+            let full = solve_dp(&s, k, Rows::DivideAndConquer);
+            // Pivot rows and chunks (many of them here) change nothing but the speed.
+            for chunk_rows in [1, 7, 1000] {
+                let chunked = solve_dp(&s, k, Rows::Smawk { chunk_rows });
+                assert!((chunked.sse - full.sse).abs() <= slack(&data), "k={k}, {chunk_rows}");
+            }
             assert!(
                 (pruned.sse - full.sse).abs() <= slack(&data),
                 "k={k}: {} vs {}",

@@ -1,8 +1,9 @@
 //! Sorted 1-D data with prefix sums: what both k-means solvers share.
 //!
 //! In one dimension every optimal (and every Lloyd) clustering is a set of contiguous runs
-//! of the sorted data, so after one sort a cluster is a pair of boundaries and its sum,
-//! mean and squared error come from prefix sums in O(1).
+//! of the sorted data, so after one sort a cluster is a pair of boundaries and its sum and
+//! mean come from prefix sums in O(1) (the exact DP needs no sum of squares: see
+//! `kmeans_exact`).
 
 use super::kmeans::Clustering;
 use crate::{PruneError, Result};
@@ -17,8 +18,6 @@ pub(crate) struct Sorted {
     pub perm: Vec<u32>,
     /// `s1[i]` = sum of `x[..i]`.
     pub s1: Vec<f64>,
-    /// `s2[i]` = sum of squares of `x[..i]`.
-    pub s2: Vec<f64>,
     /// The value subtracted from every datum.
     pub shift: f64,
     /// Number of distinct values.
@@ -75,17 +74,13 @@ impl Sorted {
         }
         x.iter_mut().for_each(|v| *v -= shift);
         let mut s1 = Vec::with_capacity(n + 1);
-        let mut s2 = Vec::with_capacity(n + 1);
-        let (mut a, mut b) = (0.0f64, 0.0f64);
+        let mut a = 0.0f64;
         s1.push(0.0);
-        s2.push(0.0);
         for &v in &x {
             a += v;
-            b += v * v;
             s1.push(a);
-            s2.push(b);
         }
-        Ok(Self { x, perm, s1, s2, shift, distinct })
+        Ok(Self { x, perm, s1, shift, distinct })
     }
 
     /// Number of values.
@@ -93,12 +88,11 @@ impl Sorted {
         self.x.len()
     }
 
-    /// Squared error of the run `x[j..i]` around its mean (`j < i`), from prefix sums.
-    #[inline(always)]
+    /// Squared error of the run `x[j..i]` around its mean (`j < i`), summed directly.
+    #[cfg(test)]
     pub fn cost(&self, j: usize, i: usize) -> f64 {
-        let s = self.s1[i] - self.s1[j];
-        let c = (self.s2[i] - self.s2[j]) - s * s / (i - j) as f64;
-        c.max(0.0)
+        let mean = self.mean(j, i);
+        self.x[j..i].iter().map(|v| (v - mean) * (v - mean)).sum()
     }
 
     /// Mean of the run `x[j..i]` (shifted).

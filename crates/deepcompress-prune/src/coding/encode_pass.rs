@@ -20,6 +20,7 @@ use deepcompress_core::pass::{Pass, PassContext, PassReport};
 ///     .apply(&mut model, &mut PassContext::new(0)).unwrap();
 /// let report = EntropyCode::default().apply(&mut model, &mut PassContext::new(0)).unwrap();
 /// assert!(report.notes[0].starts_with("file: "));
+/// assert_eq!(report.layers, vec!["fc1", "fc2", "fc3"]);
 /// assert_eq!(model.layer("fc1").unwrap().encoding(), "csr");
 /// ```
 #[derive(Debug, Clone, Default)]
@@ -59,7 +60,14 @@ impl Pass for EntropyCode {
         let parsed = Container::from_bytes(&bytes).map_err(|e| e.into_core(&name))?;
         let decoded = decode_model(&parsed, model).map_err(|e| e.into_core(&name))?;
         *model = decoded;
-        let layers = parsed.records.iter().map(|r| r.path.clone()).collect();
+        // one entry per layer (a layer's weight and bias are two records)
+        let mut layers: Vec<String> = Vec::new();
+        for r in &parsed.records {
+            let layer = r.path.rsplit_once('.').map_or(r.path.as_str(), |(l, _)| l);
+            if layers.last().is_none_or(|l| l != layer) {
+                layers.push(layer.to_string());
+            }
+        }
         Ok(PassReport { pass: name, layers, notes: vec![format!("file: {} bytes", bytes.len())] })
     }
 }

@@ -5,10 +5,10 @@ use super::kmeans::{Init, Method};
 use super::{SharedTensor, SharedWeights};
 use crate::error::check_finite;
 use crate::{PruneError, Result};
-use deepcompress_core::layer::{CompressedConv2d, CompressedLinear, Conv2d, Layer, Linear};
+use deepcompress_core::layer::{Conv2d, Layer, Linear};
 use deepcompress_core::pass::{Pass, PassContext, PassReport};
 use deepcompress_core::{Model, Param, Selector};
-use ndarray::{Array1, ArrayD, Ix1};
+use ndarray::ArrayD;
 use rayon::prelude::*;
 
 /// Clusters the weights of the selected Linear and Conv2d layers and ties each weight to
@@ -234,12 +234,8 @@ fn shared_of(p: &Param) -> Option<&SharedWeights> {
     p.constraint()?.as_any().downcast_ref::<SharedWeights>()
 }
 
-fn bias_of(b: &Option<Param>) -> Option<Array1<f32>> {
-    b.as_ref().map(|b| b.value().clone().into_dimensionality::<Ix1>().expect("1-D bias"))
-}
-
 /// Replaces every selected Linear (Conv2d) whose weight carries a [`SharedWeights`]
-/// constraint by a [`CompressedLinear`] ([`CompressedConv2d`]) over a [`SharedTensor`]:
+/// constraint by a [`CompressedLinear`](deepcompress_core::layer::CompressedLinear) ([`CompressedConv2d`](deepcompress_core::layer::CompressedConv2d)) over a [`SharedTensor`]:
 /// the inference form of Deep Compression's weight sharing (Han et al. 2015, arXiv
 /// 1510.00149, sec. 3). Selected layers without the constraint are left alone. Returns
 /// the paths replaced; on error (nothing shared selected, a grouped convolution) the
@@ -257,14 +253,9 @@ fn bias_of(b: &Option<Param>) -> Option<Array1<f32>> {
 pub fn freeze(model: &mut Model, selector: &Selector) -> Result<Vec<String>> {
     let mut plan: Vec<(String, Box<dyn Layer>)> = Vec::new();
     for path in model.select(selector)? {
-        let layer = model.layer(&path)?;
-        let any = layer.as_any();
-        let frozen: Box<dyn Layer> = if let Some(fc) = any.downcast_ref::<Linear>() {
-            let Some(c) = shared_of(&fc.weight) else { continue };
-            let t: SharedTensor = c.to_tensor(fc.weight.value().shape())?;
-            Box::new(CompressedLinear::new(Box::new(t), bias_of(&fc.bias))?)
-        } else if let Some(conv) = any.downcast_ref::<Conv2d>() {
-            let Some(c) = shared_of(&conv.weight) else { continue };
+        let Ok(w) = crate::targets::weight(model, &path) else { continue };
+        let Some(c) = shared_of(w) else { continue };
+        if let Ok(conv) = model.layer_as::<Conv2d>(&path) {
             if conv.config.groups != 1 {
                 return Err(PruneError::Unsupported {
                     path,
@@ -275,11 +266,9 @@ pub fn freeze(model: &mut Model, selector: &Selector) -> Result<Vec<String>> {
                     ),
                 });
             }
-            let t = c.to_tensor(conv.weight.value().shape())?;
-            Box::new(CompressedConv2d::new(conv.config, Box::new(t), bias_of(&conv.bias))?)
-        } else {
-            continue;
-        };
+        }
+        let t: SharedTensor = c.to_tensor(w.value().shape())?;
+        let frozen = crate::targets::compressed_layer(model, &path, Box::new(t))?;
         plan.push((path, frozen));
     }
     if plan.is_empty() {
@@ -344,7 +333,7 @@ mod tests {
         assert!(w.iter().take(n / 2).all(|v| *v == 0.0));
         assert!(w.iter().skip(n / 2).all(|v| *v != 0.0));
         freeze(&mut m, &Selector::all()).unwrap();
-        let l = m.layer_as::<CompressedLinear>("fc2").unwrap();
+        let l = m.layer_as::<deepcompress_core::layer::CompressedLinear>("fc2").unwrap();
         let t = l.weight().as_any().downcast_ref::<SharedTensor>().unwrap();
         assert_eq!((t.codebook().len(), t.bits()), (8, 3));
         assert_eq!(l.weight().to_dense(), w);

@@ -1,5 +1,6 @@
 //! The model tree: layers addressed by PyTorch-style dotted paths.
 
+mod capture;
 mod selector;
 mod state;
 mod summary;

@@ -1,0 +1,8 @@
+//! Singular value decompositions for factorising weights: exact truncated SVD with its
+//! Eckart–Young error, and randomized SVD for large matrices.
+
+mod randomized;
+mod truncated;
+
+pub use randomized::RandomizedSvd;
+pub use truncated::{Truncated, truncated_svd};

@@ -9,6 +9,9 @@
 #![deny(missing_docs)]
 
 pub mod error;
+pub mod factor;
+pub mod rank;
 pub mod svd;
+pub mod whiten;
 
 pub use error::{LowRankError, Result};

@@ -6,3 +6,4 @@ mod truncated;
 
 pub use randomized::RandomizedSvd;
 pub use truncated::{Truncated, truncated_svd};
+pub(crate) use truncated::{balanced, check_rank, tail_norm};

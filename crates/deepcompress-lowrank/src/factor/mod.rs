@@ -1,0 +1,110 @@
+//! Replacing one layer by a factored pair of real layers.
+//!
+//! A factored layer is an ordinary sequence of [`Linear`](deepcompress_core::layer::Linear)
+//! or [`Conv2d`](deepcompress_core::layer::Conv2d) layers: it trains with the core trainer,
+//! saves through safetensors and runs with the same GEMM kernels, so the saving in
+//! parameters is a saving in time too.
+
+mod conv;
+mod linear;
+
+pub use conv::factor_conv;
+pub use linear::factor_linear;
+
+pub(crate) use conv::{conv_matrix, conv_pair};
+pub(crate) use linear::{at_layer, bias as linear_bias, linear_pair, weight as linear_weight};
+
+use crate::error::{Result, check_finite};
+use crate::svd::tail_norm;
+use crate::whiten::Whitening;
+use deepcompress_core::layer::Layer;
+use deepcompress_core::linalg::{self, Svd};
+use deepcompress_core::ops::matmul;
+use ndarray::{Array2, s};
+
+/// A layer replaced by a factored sequence, with the error of the replacement.
+#[derive(Debug)]
+pub struct Factored {
+    /// The layers that replace the original, in order.
+    pub layers: Vec<Box<dyn Layer>>,
+    /// Rank kept.
+    pub rank: usize,
+    /// Weight and bias parameters of the original layer.
+    pub params_before: usize,
+    /// Weight and bias parameters of the replacement.
+    pub params_after: usize,
+    /// Frobenius error of the replacement: `||W - W'||_F`, or with calibration data the
+    /// output error `||(W - W')S||_F` (see [`crate::whiten`]). Exact by Eckart–Young.
+    pub error: f64,
+    /// `error` divided by the same norm of the untruncated weight.
+    pub relative_error: f64,
+}
+
+impl Factored {
+    /// `params_after / params_before`.
+    pub fn param_ratio(&self) -> f64 {
+        self.params_after as f64 / self.params_before.max(1) as f64
+    }
+}
+
+/// Parameter count of a set of layers.
+pub(crate) fn count_params(layers: &[Box<dyn Layer>]) -> usize {
+    layers.iter().flat_map(|l| l.params()).map(|(_, p)| p.len()).sum()
+}
+
+/// The full SVD of a weight matrix (of `W S` when whitened), computed once so that a rank
+/// can be chosen from the spectrum and the factors cut at it without a second SVD.
+#[derive(Debug, Clone)]
+pub(crate) struct Decomposed {
+    full: Svd,
+    s_inv: Option<Array2<f32>>,
+}
+
+impl Decomposed {
+    pub(crate) fn new(w: &Array2<f32>, whitening: Option<&Whitening>, path: &str) -> Result<Self> {
+        check_finite(w.iter(), path, "weight")?;
+        Ok(match whitening {
+            None => Self { full: linalg::svd(w.view())?, s_inv: None },
+            Some(wh) => {
+                if wh.s.nrows() != w.ncols() {
+                    return Err(deepcompress_core::CoreError::shape(
+                        path,
+                        format!("[out, {}] to match the calibration inputs", wh.s.nrows()),
+                        w.shape(),
+                    )
+                    .into());
+                }
+                let ws = matmul(w.view(), wh.s.view());
+                Self { full: linalg::svd(ws.view())?, s_inv: Some(wh.s_inv.clone()) }
+            }
+        })
+    }
+
+    /// Singular values, descending.
+    pub(crate) fn spectrum(&self) -> &[f32] {
+        self.full.s.as_slice().unwrap_or(&[])
+    }
+
+    /// Factors `A` (`m x r`), `B` (`r x n`), error and relative error at rank `r`.
+    pub(crate) fn truncate(
+        &self,
+        r: usize,
+        path: &str,
+    ) -> Result<(Array2<f32>, Array2<f32>, f64, f64)> {
+        let (m, n) = (self.full.u.nrows(), self.full.vt.ncols());
+        crate::svd::check_rank(r, (m, n)).map_err(|e| at_layer(e, path))?;
+        let cut = Svd {
+            u: self.full.u.slice(s![.., ..r]).to_owned(),
+            s: self.full.s.slice(s![..r]).to_owned(),
+            vt: self.full.vt.slice(s![..r, ..]).to_owned(),
+        };
+        let (a, b) = crate::svd::balanced(&cut);
+        let b = match &self.s_inv {
+            Some(inv) => matmul(b.view(), inv.view()),
+            None => b,
+        };
+        let total = tail_norm(self.spectrum(), 0);
+        let err = tail_norm(self.spectrum(), r);
+        Ok((a, b, err, if total == 0.0 { 0.0 } else { err / total }))
+    }
+}

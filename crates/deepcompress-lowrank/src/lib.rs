@@ -10,8 +10,10 @@
 
 pub mod error;
 pub mod factor;
+mod pass;
 pub mod rank;
 pub mod svd;
 pub mod whiten;
 
 pub use error::{LowRankError, Result};
+pub use pass::{DataAware, LowRank, Plan, PlanRow, Ranks};

@@ -1,0 +1,441 @@
+//! [`LowRank`]: the pipeline pass that factorises the selected Linear and Conv2d layers.
+
+use crate::error::{LowRankError, Result};
+use crate::factor::{Decomposed, conv_matrix, conv_pair, linear_bias, linear_pair, linear_weight};
+use crate::rank::{Budget, Candidate, Rank, allocate};
+use crate::whiten::{InputGram, Whitening};
+use deepcompress_core::layer::{Conv2d, Layer, Linear};
+use deepcompress_core::model::{Model, Selector};
+use deepcompress_core::pass::{Pass, PassContext, PassReport};
+use ndarray::{Axis, Ix2, Ix4};
+use serde::Serialize;
+use std::fmt::Write as _;
+
+/// How ranks are chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub enum Ranks {
+    /// Each layer by the same rule.
+    PerLayer(Rank),
+    /// One budget for all selected layers ([`allocate`]).
+    Global(Budget),
+}
+
+/// Calibration settings of data-aware factorisation (see [`crate::whiten`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct DataAware {
+    /// Calibration samples used (the first ones of the context's calibration set).
+    pub samples: usize,
+    /// Relative damping of the input Gram, in `[0, 1]`.
+    pub damping: f64,
+}
+
+impl Default for DataAware {
+    fn default() -> Self {
+        Self { samples: 1024, damping: 0.01 }
+    }
+}
+
+/// Factorises the selected Linear and Conv2d layers into pairs of real layers: a Linear
+/// into `Linear(in -> r)` then `Linear(r -> out)`, a Conv2d into a `kh x kw` convolution
+/// onto `r` channels then a 1x1 convolution (see [`crate::factor`]). A layer whose factored
+/// form would not be smaller stays dense. Layers become `path.0` and `path.1`.
+///
+/// Ranks come from a per-layer [`Rank`] rule or one model-wide [`Budget`]; with
+/// [`LowRank::data_aware`] the factors minimise the error of each layer's outputs on the
+/// context's calibration data instead of the weight error, which loses less accuracy
+/// before fine-tuning.
+///
+/// ```
+/// use deepcompress_core::data::Mnist;
+/// use deepcompress_core::model::Selector;
+/// use deepcompress_core::pass::{Pass, PassContext};
+/// use deepcompress_lowrank::{LowRank, rank::Budget};
+///
+/// let mnist = Mnist::embedded()?;
+/// let calib = mnist.train.take(256);
+/// let mut model = deepcompress_core::models::lenet_300_100(0);
+/// let pass = LowRank::global(Selector::all(), Budget::ParamFraction(0.25)).data_aware(256);
+/// let mut ctx = PassContext::new(0).with_calibration(&calib);
+/// let report = pass.apply(&mut model, &mut ctx)?;
+/// assert!(model.num_params() <= 266_610 / 4);
+/// assert!(model.layer("fc1.1").is_ok());
+/// println!("{}", report.notes.join("\n"));
+/// # Ok::<(), deepcompress_core::CoreError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LowRank {
+    #[serde(skip)]
+    selector: Selector,
+    ranks: Ranks,
+    data_aware: Option<DataAware>,
+}
+
+/// What [`LowRank`] decided for one layer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlanRow {
+    /// Layer path.
+    pub path: String,
+    /// `Linear` or `Conv2d`.
+    pub kind: String,
+    /// Matrix shape `(m, n)` factorised.
+    pub shape: (usize, usize),
+    /// Rank kept, `None` when the layer stays dense.
+    pub rank: Option<usize>,
+    /// Parameters before (weights and bias).
+    pub params_before: u64,
+    /// Parameters after.
+    pub params_after: u64,
+    /// `||W - W'||_F / ||W||_F`, or the output (whitened) relative error when data-aware.
+    pub relative_error: f64,
+}
+
+/// The per-layer decisions of a [`LowRank`] pass.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Plan {
+    /// One row per selected layer, in model order.
+    pub rows: Vec<PlanRow>,
+}
+
+impl Plan {
+    /// Parameters of the selected layers before and after.
+    pub fn params(&self) -> (u64, u64) {
+        self.rows.iter().fold((0, 0), |(b, a), r| (b + r.params_before, a + r.params_after))
+    }
+
+    /// A Markdown table of the rows and their total.
+    pub fn to_markdown(&self) -> String {
+        let mut out = String::from(
+            "| layer | kind | matrix | rank | params before | params after | ratio | rel. error |\n|---|---|---|---:|---:|---:|---:|---:|\n",
+        );
+        for r in &self.rows {
+            let rank = r.rank.map_or("dense".to_string(), |k| k.to_string());
+            let _ = writeln!(
+                out,
+                "| {} | {} | {}x{} | {} | {} | {} | {:.3} | {:.4} |",
+                r.path,
+                r.kind,
+                r.shape.0,
+                r.shape.1,
+                rank,
+                r.params_before,
+                r.params_after,
+                r.params_after as f64 / r.params_before.max(1) as f64,
+                r.relative_error
+            );
+        }
+        let (b, a) = self.params();
+        let _ = writeln!(
+            out,
+            "| total | | | | {b} | {a} | {:.3} | |",
+            a as f64 / b.max(1) as f64
+        );
+        out
+    }
+}
+
+/// One selected layer, decomposed and ready to be cut.
+struct Work {
+    path: String,
+    conv: Option<Conv2d>,
+    linear: Option<Linear>,
+    shape: (usize, usize),
+    decomposed: Decomposed,
+    fixed_params: u64,
+    macs_per_weight: u64,
+}
+
+impl LowRank {
+    /// Every selected layer by `rank`.
+    pub fn new(selector: Selector, rank: Rank) -> Self {
+        Self { selector, ranks: Ranks::PerLayer(rank), data_aware: None }
+    }
+
+    /// All selected layers under one `budget`.
+    pub fn global(selector: Selector, budget: Budget) -> Self {
+        Self { selector, ranks: Ranks::Global(budget), data_aware: None }
+    }
+
+    /// Minimises output error on the first `samples` calibration samples (the context
+    /// must then carry calibration data), with the default damping 0.01.
+    pub fn data_aware(mut self, samples: usize) -> Self {
+        self.data_aware = Some(DataAware { samples, ..DataAware::default() });
+        self
+    }
+
+    /// Sets every data-aware setting.
+    pub fn with_data_aware(mut self, settings: DataAware) -> Self {
+        self.data_aware = Some(settings);
+        self
+    }
+
+    /// The selected `Linear` and `Conv2d` paths; other layers are skipped.
+    fn targets(&self, model: &Model) -> Result<Vec<String>> {
+        let selected = model.select(&self.selector)?;
+        let mut out = Vec::new();
+        for p in &selected {
+            if model.layer_as::<Linear>(p).is_ok() {
+                out.push(p.clone());
+            } else if let Ok(conv) = model.layer_as::<Conv2d>(p) {
+                conv_matrix(conv, p)?; // refuses grouped convolutions
+                out.push(p.clone());
+            }
+        }
+        if out.is_empty() {
+            let hint = if selected.is_empty() {
+                String::new()
+            } else {
+                format!(" (it matched {})", selected.join(", "))
+            };
+            return Err(LowRankError::NothingSelected { what: "Linear or Conv2d".into(), hint });
+        }
+        Ok(out)
+    }
+
+    fn check(&self, model: &Model) -> Result<Vec<String>> {
+        match self.ranks {
+            Ranks::PerLayer(r) => r.check()?,
+            Ranks::Global(b) => b.check()?,
+        }
+        if let Some(d) = self.data_aware {
+            if d.samples == 0 {
+                return Err(LowRankError::param("calibration samples", 0, "must be positive"));
+            }
+            if !(d.damping.is_finite() && (0.0..=1.0).contains(&d.damping)) {
+                return Err(LowRankError::param("damping", d.damping, "must be in [0, 1]"));
+            }
+        }
+        self.targets(model)
+    }
+
+    /// Decides the ranks and computes the factors without changing `model`; returns the
+    /// plan and the replacement layers (`None` for a layer that stays dense).
+    #[allow(clippy::type_complexity)]
+    fn prepare(
+        &self,
+        model: &mut Model,
+        ctx: &PassContext<'_>,
+    ) -> Result<(Plan, Vec<Option<Vec<Box<dyn Layer>>>>)> {
+        let paths = self.check(model)?;
+        let whitening = self.whitenings(model, ctx, &paths)?;
+        let positions = self.output_positions(model, ctx, &paths)?;
+        let mut work = Vec::new();
+        for (i, p) in paths.iter().enumerate() {
+            let (linear, conv, w) = if let Ok(l) = model.layer_as::<Linear>(p) {
+                (Some(l.clone()), None, linear_weight(l, p)?)
+            } else {
+                let c = model.layer_as::<Conv2d>(p)?;
+                (None, Some(c.clone()), conv_matrix(c, p)?)
+            };
+            let bias_len =
+                linear.as_ref().and_then(|l| l.bias.as_ref()).map_or(0, |b| b.len()) as u64
+                    + conv.as_ref().and_then(|c| c.bias.as_ref()).map_or(0, |b| b.len()) as u64;
+            work.push(Work {
+                path: p.clone(),
+                shape: w.dim(),
+                decomposed: Decomposed::new(&w, whitening[i].as_ref(), p)?,
+                linear,
+                conv,
+                fixed_params: bias_len,
+                macs_per_weight: positions[i],
+            });
+        }
+        let ranks: Vec<Option<usize>> = match self.ranks {
+            Ranks::PerLayer(rule) => work
+                .iter()
+                .map(|w| {
+                    let r = rule
+                        .choose(w.decomposed.spectrum(), w.shape)
+                        .map_err(|e| crate::factor::at_layer(e, &w.path))?;
+                    let (m, n) = w.shape;
+                    Ok((r * (m + n) < m * n).then_some(r))
+                })
+                .collect::<Result<_>>()?,
+            Ranks::Global(budget) => {
+                let cands: Vec<Candidate> = work
+                    .iter()
+                    .map(|w| {
+                        Candidate::new(
+                            &w.path,
+                            w.shape,
+                            w.decomposed.spectrum().to_vec(),
+                            w.fixed_params,
+                            w.macs_per_weight,
+                        )
+                    })
+                    .collect();
+                allocate(&cands, budget)?
+            }
+        };
+        let mut plan = Plan::default();
+        let mut layers = Vec::new();
+        for (w, rank) in work.iter().zip(ranks) {
+            let before = (w.shape.0 * w.shape.1) as u64 + w.fixed_params;
+            let kind = if w.linear.is_some() { "Linear" } else { "Conv2d" };
+            let (after, err, replacement) = match rank {
+                None => (before, 0.0, None),
+                Some(r) => {
+                    let (a, b, _, rel) = w.decomposed.truncate(r, &w.path)?;
+                    let seq = match (&w.linear, &w.conv) {
+                        (Some(l), _) => linear_pair(a, b, linear_bias(l)?)?,
+                        (None, Some(c)) => conv_pair(c, a, b, &w.path)?,
+                        (None, None) => unreachable!("every work item is a Linear or a Conv2d"),
+                    };
+                    let after = crate::factor::count_params(&seq) as u64;
+                    (after, rel, Some(seq))
+                }
+            };
+            plan.rows.push(PlanRow {
+                path: w.path.clone(),
+                kind: kind.into(),
+                shape: w.shape,
+                rank,
+                params_before: before,
+                params_after: after,
+                relative_error: err,
+            });
+            layers.push(replacement);
+        }
+        Ok((plan, layers))
+    }
+
+    /// The ranks and errors this pass would produce, without changing `model`.
+    ///
+    /// ```
+    /// use deepcompress_core::model::Selector;
+    /// use deepcompress_core::pass::PassContext;
+    /// use deepcompress_lowrank::{LowRank, rank::Rank};
+    ///
+    /// let mut model = deepcompress_core::models::lenet_300_100(0);
+    /// let ctx = PassContext::new(0);
+    /// let plan = LowRank::new(Selector::all(), Rank::Fixed(9)).plan(&mut model, &ctx)?;
+    /// assert_eq!(plan.rows[0].rank, Some(9));
+    /// // fc3 is 10x100: rank 9 stores 990 weights instead of 1,000, rank 10 would not save.
+    /// assert_eq!(plan.rows[2].params_after, 9 * 110 + 10);
+    /// assert!(LowRank::new(Selector::all(), Rank::Fixed(10)).plan(&mut model, &ctx)?.rows[2].rank.is_none());
+    /// // Rank 20 does not exist for fc3's 10x100 weight.
+    /// assert!(LowRank::new(Selector::all(), Rank::Fixed(20)).plan(&mut model, &ctx).is_err());
+    /// assert!(model.layer("fc1").is_ok()); // unchanged
+    /// # Ok::<(), deepcompress_lowrank::LowRankError>(())
+    /// ```
+    pub fn plan(&self, model: &mut Model, ctx: &PassContext<'_>) -> Result<Plan> {
+        self.prepare(model, ctx).map(|(plan, _)| plan)
+    }
+
+    /// Whitening per path, when data-aware.
+    fn whitenings(
+        &self,
+        model: &mut Model,
+        ctx: &PassContext<'_>,
+        paths: &[String],
+    ) -> Result<Vec<Option<Whitening>>> {
+        let Some(d) = self.data_aware else {
+            return Ok(vec![None; paths.len()]);
+        };
+        let data = ctx.calibration.ok_or_else(|| {
+            LowRankError::param(
+                "calibration data",
+                "none",
+                "data-aware factorisation needs PassContext::with_calibration",
+            )
+        })?;
+        if data.is_empty() {
+            return Err(LowRankError::param("calibration data", 0, "is empty"));
+        }
+        let n = d.samples.min(data.len());
+        let x = data.inputs.slice_axis(Axis(0), (0..n).into()).to_owned();
+        let seen = model.capture_inputs(paths, &x, 256)?;
+        paths
+            .iter()
+            .map(|p| {
+                let input = &seen[p];
+                let gram = if let Ok(conv) = model.layer_as::<Conv2d>(p) {
+                    let x4 = input.view().into_dimensionality::<Ix4>().map_err(|_| {
+                        deepcompress_core::CoreError::shape(p, "[batch, c, h, w]", input.shape())
+                    })?;
+                    InputGram::from_conv_inputs(x4, &conv.config, p)?
+                } else {
+                    let x2 = input.view().into_dimensionality::<Ix2>().map_err(|_| {
+                        deepcompress_core::CoreError::shape(p, "[batch, features]", input.shape())
+                    })?;
+                    InputGram::from_rows(x2, p)?
+                };
+                Whitening::new(&gram, d.damping, p).map(Some)
+            })
+            .collect()
+    }
+
+    /// Multiply-accumulates per weight per sample for each path: the output positions of
+    /// a convolution (1 for a Linear). Only MAC budgets need them, and they need the
+    /// input shape, which the calibration data gives.
+    fn output_positions(
+        &self,
+        model: &Model,
+        ctx: &PassContext<'_>,
+        paths: &[String],
+    ) -> Result<Vec<u64>> {
+        if !matches!(self.ranks, Ranks::Global(Budget::MacFraction(_))) {
+            return Ok(vec![1; paths.len()]);
+        }
+        let data = ctx.calibration.ok_or_else(|| {
+            LowRankError::param(
+                "calibration data",
+                "none",
+                "a MAC budget needs the input shape: give PassContext::with_calibration",
+            )
+        })?;
+        let mut shape = vec![1];
+        shape.extend_from_slice(data.sample_shape());
+        let summary = model.summary(&shape)?;
+        Ok(paths
+            .iter()
+            .map(|p| {
+                summary.rows.iter().find(|r| &r.path == p).map_or(1, |r| {
+                    if r.output.len() == 4 { (r.output[2] * r.output[3]) as u64 } else { 1 }
+                })
+            })
+            .collect())
+    }
+}
+
+impl Pass for LowRank {
+    fn name(&self) -> String {
+        let how = match self.ranks {
+            Ranks::PerLayer(r) => format!("{r:?}"),
+            Ranks::Global(b) => format!("global {b:?}"),
+        };
+        let data = if self.data_aware.is_some() { ", data-aware" } else { "" };
+        format!("low-rank ({how}{data})")
+    }
+
+    fn validate(&self, model: &Model) -> deepcompress_core::Result<()> {
+        self.check(model).map(|_| ()).map_err(|e| e.into_core(&self.name()))
+    }
+
+    fn apply(
+        &self,
+        model: &mut Model,
+        ctx: &mut PassContext<'_>,
+    ) -> deepcompress_core::Result<PassReport> {
+        let name = self.name();
+        let (plan, layers) = self.prepare(model, ctx).map_err(|e| e.into_core(&name))?;
+        // Everything is computed; the surgery below only swaps layers in.
+        let mut report = PassReport { pass: name, ..PassReport::default() };
+        for (row, seq) in plan.rows.iter().zip(layers) {
+            match (seq, row.rank) {
+                (Some(seq), Some(r)) => {
+                    model.replace_with_sequence(&row.path, seq)?;
+                    report.layers.push(row.path.clone());
+                    report.notes.push(format!(
+                        "{}: rank {r}, {} -> {} parameters, relative error {:.4}",
+                        row.path, row.params_before, row.params_after, row.relative_error
+                    ));
+                }
+                _ => report.notes.push(format!(
+                    "{}: kept dense (a factored form would not be smaller)",
+                    row.path
+                )),
+            }
+        }
+        Ok(report)
+    }
+}

@@ -3,7 +3,7 @@
 use crate::error::{LowRankError, Result};
 use crate::factor::{Decomposed, conv_matrix, conv_pair, linear_bias, linear_pair, linear_weight};
 use crate::rank::{Budget, Candidate, Rank, allocate};
-use crate::whiten::{InputGram, Whitening};
+use crate::whiten::{InputGram, Whitening, cross_patches, cross_rows};
 use deepcompress_core::layer::{Conv2d, Layer, Linear};
 use deepcompress_core::model::{Model, Selector};
 use deepcompress_core::pass::{Pass, PassContext, PassReport};
@@ -124,24 +124,70 @@ impl Plan {
             );
         }
         let (b, a) = self.params();
-        let _ = writeln!(
-            out,
-            "| total | | | | {b} | {a} | {:.3} | |",
-            a as f64 / b.max(1) as f64
-        );
+        let _ = writeln!(out, "| total | | | | {b} | {a} | {:.3} | |", a as f64 / b.max(1) as f64);
         out
     }
+}
+
+/// Batch size of the calibration forward passes.
+const CAPTURE_BATCH: usize = 256;
+
+/// Calibration inputs and what each selected layer received from them.
+struct Captured {
+    x: ndarray::ArrayD<f32>,
+    seen: std::collections::BTreeMap<String, ndarray::ArrayD<f32>>,
+}
+
+/// `Σ x yᵀ` of two captured inputs of the layer at `path` (im2col patches for a Conv2d).
+fn cross_gram(
+    model: &Model,
+    path: &str,
+    x: &ndarray::ArrayD<f32>,
+    y: &ndarray::ArrayD<f32>,
+) -> Result<ndarray::Array2<f64>> {
+    if let Ok(conv) = model.layer_as::<Conv2d>(path) {
+        let (x, y) = (dims::<Ix4>(x, path)?, dims::<Ix4>(y, path)?);
+        Ok(cross_patches(x, y, &conv.config, path)?.0)
+    } else {
+        cross_rows(dims::<Ix2>(x, path)?, dims::<Ix2>(y, path)?, path)
+    }
+}
+
+/// A captured input as a fixed-rank view (`[batch, features]` or `[batch, c, h, w]`).
+fn dims<'a, D: ndarray::Dimension>(
+    a: &'a ndarray::ArrayD<f32>,
+    path: &str,
+) -> Result<ndarray::ArrayView<'a, f32, D>> {
+    a.view().into_dimensionality::<D>().map_err(|_| {
+        deepcompress_core::CoreError::shape(path, "the layer's input rank", a.shape()).into()
+    })
 }
 
 /// One selected layer, decomposed and ready to be cut.
 struct Work {
     path: String,
+    matrix: ndarray::Array2<f32>,
     conv: Option<Conv2d>,
     linear: Option<Linear>,
     shape: (usize, usize),
     decomposed: Decomposed,
     fixed_params: u64,
     macs_per_weight: u64,
+}
+
+impl Work {
+    /// The replacement layers for factors `A` and `B`.
+    fn build(
+        &self,
+        a: ndarray::Array2<f32>,
+        b: ndarray::Array2<f32>,
+    ) -> Result<Vec<Box<dyn Layer>>> {
+        match (&self.linear, &self.conv) {
+            (Some(l), _) => linear_pair(a, b, linear_bias(l)?),
+            (None, Some(c)) => conv_pair(c, a, b, &self.path),
+            (None, None) => unreachable!("every work item is a Linear or a Conv2d"),
+        }
+    }
 }
 
 impl LowRank {
@@ -216,7 +262,7 @@ impl LowRank {
         ctx: &PassContext<'_>,
     ) -> Result<(Plan, Vec<Option<Vec<Box<dyn Layer>>>>)> {
         let paths = self.check(model)?;
-        let whitening = self.whitenings(model, ctx, &paths)?;
+        let (whitening, captured) = self.whitenings(model, ctx, &paths)?;
         let positions = self.output_positions(model, ctx, &paths)?;
         let mut work = Vec::new();
         for (i, p) in paths.iter().enumerate() {
@@ -226,13 +272,14 @@ impl LowRank {
                 let c = model.layer_as::<Conv2d>(p)?;
                 (None, Some(c.clone()), conv_matrix(c, p)?)
             };
-            let bias_len =
-                linear.as_ref().and_then(|l| l.bias.as_ref()).map_or(0, |b| b.len()) as u64
-                    + conv.as_ref().and_then(|c| c.bias.as_ref()).map_or(0, |b| b.len()) as u64;
+            let bias_len = linear.as_ref().and_then(|l| l.bias.as_ref()).map_or(0, |b| b.len())
+                as u64
+                + conv.as_ref().and_then(|c| c.bias.as_ref()).map_or(0, |b| b.len()) as u64;
             work.push(Work {
                 path: p.clone(),
                 shape: w.dim(),
                 decomposed: Decomposed::new(&w, whitening[i].as_ref(), p)?,
+                matrix: w,
                 linear,
                 conv,
                 fixed_params: bias_len,
@@ -266,6 +313,9 @@ impl LowRank {
                 allocate(&cands, budget)?
             }
         };
+        if let Some(captured) = &captured {
+            self.compensate(model, &mut work, &ranks, captured)?;
+        }
         let mut plan = Plan::default();
         let mut layers = Vec::new();
         for (w, rank) in work.iter().zip(ranks) {
@@ -275,11 +325,7 @@ impl LowRank {
                 None => (before, 0.0, None),
                 Some(r) => {
                     let (a, b, _, rel) = w.decomposed.truncate(r, &w.path)?;
-                    let seq = match (&w.linear, &w.conv) {
-                        (Some(l), _) => linear_pair(a, b, linear_bias(l)?)?,
-                        (None, Some(c)) => conv_pair(c, a, b, &w.path)?,
-                        (None, None) => unreachable!("every work item is a Linear or a Conv2d"),
-                    };
+                    let seq = w.build(a, b)?;
                     let after = crate::factor::count_params(&seq) as u64;
                     (after, rel, Some(seq))
                 }
@@ -327,9 +373,9 @@ impl LowRank {
         model: &mut Model,
         ctx: &PassContext<'_>,
         paths: &[String],
-    ) -> Result<Vec<Option<Whitening>>> {
+    ) -> Result<(Vec<Option<Whitening>>, Option<Captured>)> {
         let Some(d) = self.data_aware else {
-            return Ok(vec![None; paths.len()]);
+            return Ok((vec![None; paths.len()], None));
         };
         let data = ctx.calibration.ok_or_else(|| {
             LowRankError::param(
@@ -343,25 +389,47 @@ impl LowRank {
         }
         let n = d.samples.min(data.len());
         let x = data.inputs.slice_axis(Axis(0), (0..n).into()).to_owned();
-        let seen = model.capture_inputs(paths, &x, 256)?;
-        paths
+        let seen = model.capture_inputs(paths, &x, CAPTURE_BATCH)?;
+        let whitenings = paths
             .iter()
             .map(|p| {
                 let input = &seen[p];
-                let gram = if let Ok(conv) = model.layer_as::<Conv2d>(p) {
-                    let x4 = input.view().into_dimensionality::<Ix4>().map_err(|_| {
-                        deepcompress_core::CoreError::shape(p, "[batch, c, h, w]", input.shape())
-                    })?;
-                    InputGram::from_conv_inputs(x4, &conv.config, p)?
-                } else {
-                    let x2 = input.view().into_dimensionality::<Ix2>().map_err(|_| {
-                        deepcompress_core::CoreError::shape(p, "[batch, features]", input.shape())
-                    })?;
-                    InputGram::from_rows(x2, p)?
-                };
-                Whitening::new(&gram, d.damping, p).map(Some)
+                let gram = cross_gram(model, p, input, input)?;
+                Whitening::new(&InputGram { gram, samples: input.len_of(Axis(0)) }, d.damping, p)
+                    .map(Some)
             })
-            .collect()
+            .collect::<Result<_>>()?;
+        Ok((whitenings, Some(Captured { x, seen })))
+    }
+
+    /// Recomputes the factors layer by layer in model order, each from the inputs it
+    /// receives once the layers before it are factored, compensating their error
+    /// (see [`Decomposed::compensated`]). Ranks stay as allocated.
+    fn compensate(
+        &self,
+        model: &Model,
+        work: &mut [Work],
+        ranks: &[Option<usize>],
+        captured: &Captured,
+    ) -> Result<()> {
+        let damping = self.data_aware.map_or(0.0, |d| d.damping);
+        let mut staged = model.clone();
+        for (w, rank) in work.iter_mut().zip(ranks) {
+            let Some(r) = *rank else { continue };
+            let now = staged.capture_inputs(&[&w.path], &captured.x, CAPTURE_BATCH)?;
+            let (orig, now) = (&captured.seen[&w.path], &now[&w.path]);
+            let gram = cross_gram(&staged, &w.path, now, now)?;
+            let whitening = Whitening::new(
+                &InputGram { gram, samples: now.len_of(Axis(0)) },
+                damping,
+                &w.path,
+            )?;
+            let cross = cross_gram(&staged, &w.path, orig, now)?;
+            w.decomposed = Decomposed::compensated(&w.matrix, &cross, &whitening, &w.path)?;
+            let (a, b, _, _) = w.decomposed.truncate(r, &w.path)?;
+            staged.replace_with_sequence(&w.path, w.build(a, b)?)?;
+        }
+        Ok(())
     }
 
     /// Multiply-accumulates per weight per sample for each path: the output positions of

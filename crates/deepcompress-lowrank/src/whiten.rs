@@ -36,52 +36,82 @@ pub struct InputGram {
 impl InputGram {
     /// From a Linear layer's inputs `[batch, in]`; `path` names the layer in errors.
     pub fn from_rows(x: ArrayView2<f32>, path: &str) -> Result<Self> {
-        check_finite(x.iter(), path, "calibration input")?;
-        let g = matmul_nt(x.t(), x.t());
-        Ok(Self { gram: g.mapv(f64::from), samples: x.nrows() })
+        Ok(Self { gram: cross_rows(x, x, path)?, samples: x.nrows() })
     }
 
     /// From a Conv2d layer's inputs `[batch, channels, h, w]`: the Gram of all im2col
     /// patches (one per output position), so that the conv is treated as the matrix
     /// `[out, in*kh*kw]` it multiplies the patches by. Grouped convolutions are refused.
     pub fn from_conv_inputs(x: ArrayView4<f32>, conv: &Conv2dConfig, path: &str) -> Result<Self> {
-        if conv.groups != 1 {
-            return Err(LowRankError::Unsupported {
-                path: path.to_string(),
-                kind: "Conv2d".into(),
-                reason: format!("grouped convolution (groups = {})", conv.groups),
-            });
-        }
-        check_finite(x.iter(), path, "calibration input")?;
-        let (_, c, h, w) = x.dim();
-        if c != conv.in_channels {
-            return Err(deepcompress_core::CoreError::shape(
-                path,
-                format!("[batch, {}, h, w]", conv.in_channels),
-                x.shape(),
-            )
-            .into());
-        }
-        let geo = ConvGeometry {
-            channels: c,
-            in_hw: (h, w),
-            kernel: conv.kernel,
-            stride: conv.stride,
-            padding: conv.padding,
-            dilation: conv.dilation,
-        };
-        let (oh, ow) = geo.out_hw().ok_or_else(|| {
-            deepcompress_core::CoreError::shape(path, "an input the kernel fits", x.shape())
-        })?;
-        let n = geo.col_rows();
-        let mut gram = Array2::<f64>::zeros((n, n));
-        let mut cols = Array2::<f32>::zeros((n, oh * ow));
-        for img in x.axis_iter(Axis(0)) {
-            im2col(img, &geo, cols.view_mut());
-            gram += &matmul_nt(cols.view(), cols.view()).mapv(f64::from);
-        }
-        Ok(Self { gram, samples: x.len_of(Axis(0)) * oh * ow })
+        let (gram, samples) = cross_patches(x, x, conv, path)?;
+        Ok(Self { gram, samples })
     }
+}
+
+/// `Σ x yᵀ` over matching rows of `x` and `y` (`[batch, n]` each), in `f64`.
+pub(crate) fn cross_rows(
+    x: ArrayView2<f32>,
+    y: ArrayView2<f32>,
+    path: &str,
+) -> Result<Array2<f64>> {
+    check_finite(x.iter().chain(y.iter()), path, "calibration input")?;
+    if x.dim() != y.dim() {
+        return Err(deepcompress_core::CoreError::shape(
+            path,
+            format!("{:?}", x.shape()),
+            y.shape(),
+        )
+        .into());
+    }
+    Ok(matmul(x.t(), y).mapv(f64::from))
+}
+
+/// `Σ p qᵀ` over the im2col patches `p` of `x` and `q` of `y` (`[batch, c, h, w]` each,
+/// the same shape), and the number of patches. Grouped convolutions are refused.
+pub(crate) fn cross_patches(
+    x: ArrayView4<f32>,
+    y: ArrayView4<f32>,
+    conv: &Conv2dConfig,
+    path: &str,
+) -> Result<(Array2<f64>, usize)> {
+    if conv.groups != 1 {
+        return Err(LowRankError::Unsupported {
+            path: path.to_string(),
+            kind: "Conv2d".into(),
+            reason: format!("grouped convolution (groups = {})", conv.groups),
+        });
+    }
+    check_finite(x.iter().chain(y.iter()), path, "calibration input")?;
+    let (_, c, h, w) = x.dim();
+    if c != conv.in_channels || x.dim() != y.dim() {
+        return Err(deepcompress_core::CoreError::shape(
+            path,
+            format!("[batch, {}, h, w] twice", conv.in_channels),
+            y.shape(),
+        )
+        .into());
+    }
+    let geo = ConvGeometry {
+        channels: c,
+        in_hw: (h, w),
+        kernel: conv.kernel,
+        stride: conv.stride,
+        padding: conv.padding,
+        dilation: conv.dilation,
+    };
+    let (oh, ow) = geo.out_hw().ok_or_else(|| {
+        deepcompress_core::CoreError::shape(path, "an input the kernel fits", x.shape())
+    })?;
+    let n = geo.col_rows();
+    let mut gram = Array2::<f64>::zeros((n, n));
+    let mut p = Array2::<f32>::zeros((n, oh * ow));
+    let mut q = Array2::<f32>::zeros((n, oh * ow));
+    for (a, b) in x.axis_iter(Axis(0)).zip(y.axis_iter(Axis(0))) {
+        im2col(a, &geo, p.view_mut());
+        im2col(b, &geo, q.view_mut());
+        gram += &matmul_nt(p.view(), q.view()).mapv(f64::from);
+    }
+    Ok((gram, x.len_of(Axis(0)) * oh * ow))
 }
 
 /// A whitening transform `S` (lower Cholesky factor of the damped Gram) and its inverse.
@@ -134,10 +164,7 @@ impl Whitening {
         })?;
         let l64 = l.mapv(f64::from);
         let inv = lower_inverse(&l64);
-        Ok(Self {
-            s: l64.mapv(|v| (v * scale) as f32),
-            s_inv: inv.mapv(|v| (v / scale) as f32),
-        })
+        Ok(Self { s: l64.mapv(|v| (v * scale) as f32), s_inv: inv.mapv(|v| (v / scale) as f32) })
     }
 }
 

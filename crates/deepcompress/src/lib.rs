@@ -15,6 +15,12 @@ pub use report::{CompressionReport, LayerRow};
 #[cfg(feature = "prune")]
 pub use deepcompress_prune as prune;
 
+/// Low-rank factorisation (feature `lowrank`, on by default): truncated and randomized
+/// SVD, factored Linear and Conv2d layers, per-layer and global rank selection, and
+/// data-aware (whitened) factorisation.
+#[cfg(feature = "lowrank")]
+pub use deepcompress_lowrank as lowrank;
+
 /// The core crate: tensors, layers, model tree, training, data, I/O, linalg, passes.
 pub use deepcompress_core as core;
 pub use deepcompress_core::{

@@ -57,8 +57,9 @@ pub(crate) fn conv_pair(
     let c = conv.config;
     let rank = b.nrows();
     let (kh, kw) = c.kernel;
-    let first_w = Array4::from_shape_vec((rank, c.in_channels, kh, kw), b.iter().copied().collect())
-        .expect("B is rank x in*kh*kw");
+    let first_w =
+        Array4::from_shape_vec((rank, c.in_channels, kh, kw), b.iter().copied().collect())
+            .expect("B is rank x in*kh*kw");
     let first = Conv2dConfig { out_channels: rank, bias: false, ..c };
     let second = Conv2dConfig {
         in_channels: rank,

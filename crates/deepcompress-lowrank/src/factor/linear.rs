@@ -1,8 +1,8 @@
 //! A Linear `y = W x + b` becomes `y = A (B x) + b`: two Linears of rank `r`.
 
+use super::Decomposed;
 use super::{Factored, count_params};
 use crate::error::Result;
-use super::Decomposed;
 use crate::whiten::Whitening;
 use deepcompress_core::layer::{Layer, Linear};
 use ndarray::{Array1, Array2, Ix1, Ix2};

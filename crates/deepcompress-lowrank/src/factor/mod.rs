@@ -80,6 +80,34 @@ impl Decomposed {
         })
     }
 
+    /// The error-compensating factorisation of a layer whose inputs have changed from `X`
+    /// (the original model's) to `X̃` (after earlier layers were factored): the rank-`r`
+    /// `W'` minimising `||W X - W' X̃||_F`. With `C = X X̃ᵀ` and `X̃ X̃ᵀ = S̃ S̃ᵀ`, the
+    /// unconstrained optimum is `W* = W C (S̃ S̃ᵀ)⁻¹`, and the residual splits into a part
+    /// no `W'` can remove plus `||(W* - W') S̃||_F`, so `W'` is the truncated SVD of
+    /// `W* S̃ = W C S̃⁻ᵀ` mapped back by `S̃⁻¹`.
+    pub(crate) fn compensated(
+        w: &Array2<f32>,
+        cross: &Array2<f64>,
+        whitening: &Whitening,
+        path: &str,
+    ) -> Result<Self> {
+        check_finite(w.iter(), path, "weight")?;
+        let n = w.ncols();
+        if cross.dim() != (n, n) || whitening.s.nrows() != n {
+            return Err(deepcompress_core::CoreError::shape(
+                path,
+                format!("[out, {}] to match the calibration inputs", cross.nrows()),
+                w.shape(),
+            )
+            .into());
+        }
+        let wc = w.mapv(f64::from).dot(cross);
+        let m = wc.dot(&whitening.s_inv.t().mapv(f64::from)).mapv(|v| v as f32);
+        check_finite(m.iter(), path, "compensated weight")?;
+        Ok(Self { full: linalg::svd(m.view())?, s_inv: Some(whitening.s_inv.clone()) })
+    }
+
     /// Singular values, descending.
     pub(crate) fn spectrum(&self) -> &[f32] {
         self.full.s.as_slice().unwrap_or(&[])

@@ -1,6 +1,7 @@
 //! Shared set-up for the deepcompress benchmarks (criterion benches live in `benches/`,
 //! comparison scripts next to this crate).
 
+pub mod lowrank;
 pub mod sparse;
 pub mod weights;
 

@@ -10,7 +10,7 @@ use ndarray::{Array1, Array2};
 use crate::error::{CoreError, Result};
 
 /// Name reported by [`super::backend`].
-// Unused when this module is compiled only for the cross-backend test under `lapack`.
+// Unused under `lapack`, where only `svd_using` and the cross-backend test reach this module.
 #[cfg_attr(feature = "lapack", allow(dead_code))]
 pub(super) const NAME: &str = "faer";
 
@@ -35,12 +35,14 @@ pub(super) fn svd(a: &Array2<f64>) -> Result<(Array2<f64>, Array1<f64>, Array2<f
 }
 
 /// Thin Householder QR: `(q, r)`.
+#[cfg_attr(feature = "lapack", allow(dead_code))]
 pub(super) fn qr(a: &Array2<f64>) -> Result<(Array2<f64>, Array2<f64>)> {
     let qr = to_faer(a).qr();
     Ok((to_ndarray(qr.compute_thin_Q().as_ref()), to_ndarray(qr.thin_R())))
 }
 
 /// Lower Cholesky factor; reads only the lower triangle of `a`.
+#[cfg_attr(feature = "lapack", allow(dead_code))]
 pub(super) fn cholesky(a: &Array2<f64>) -> Result<Array2<f64>> {
     match to_faer(a).llt(Side::Lower) {
         Ok(llt) => Ok(to_ndarray(llt.L())),
@@ -52,6 +54,7 @@ pub(super) fn cholesky(a: &Array2<f64>) -> Result<Array2<f64>> {
 }
 
 /// Symmetric eigendecomposition: ascending eigenvalues, eigenvectors as columns.
+#[cfg_attr(feature = "lapack", allow(dead_code))]
 pub(super) fn eigh(a: &Array2<f64>) -> Result<(Array1<f64>, Array2<f64>)> {
     let evd = to_faer(a).self_adjoint_eigen(Side::Lower).map_err(|_| no_convergence("eigh"))?;
     let w = evd.S().column_vector();

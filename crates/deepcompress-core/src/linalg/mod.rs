@@ -37,7 +37,8 @@ use ndarray::{Array, Array1, Array2, ArrayView2, Dimension, s};
 
 use crate::error::{CoreError, Result, ensure_finite};
 
-#[cfg(any(not(feature = "lapack"), test))]
+// Always compiled: with `lapack` on it stays reachable through [`svd_using`], so that one
+// build can compare the two backends.
 mod faer_backend;
 #[cfg(feature = "lapack")]
 mod lapack_backend;
@@ -62,6 +63,48 @@ pub const SYMMETRY_TOLERANCE: f32 = 1e-4;
 /// ```
 pub fn backend() -> &'static str {
     imp::NAME
+}
+
+/// A decomposition backend compiled into this build.
+///
+/// ```
+/// use deepcompress_core::linalg::{Backend, svd_using};
+/// use ndarray::array;
+/// let a = array![[3.0_f32, 0.0], [0.0, 2.0]];
+/// for b in Backend::available() {
+///     assert!((svd_using(*b, a.view())?.s[0] - 3.0).abs() < 1e-6);
+/// }
+/// # Ok::<(), deepcompress_core::CoreError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// faer, pure Rust.
+    Faer,
+    /// LAPACK through ndarray-linalg and the system OpenBLAS (feature `lapack`).
+    #[cfg(feature = "lapack")]
+    Lapack,
+}
+
+impl Backend {
+    /// Every backend in this build, the default ([`backend`]) last.
+    pub fn available() -> &'static [Backend] {
+        #[cfg(feature = "lapack")]
+        return &[Backend::Faer, Backend::Lapack];
+        #[cfg(not(feature = "lapack"))]
+        return &[Backend::Faer];
+    }
+}
+
+/// [`svd`] on a chosen backend (benchmarks compare them in one run).
+pub fn svd_using(backend: Backend, a: ArrayView2<f32>) -> Result<Svd> {
+    let a = widen(a, "svd")?;
+    let (mut u, s, mut vt) = match backend {
+        Backend::Faer => faer_backend::svd(&a)?,
+        #[cfg(feature = "lapack")]
+        Backend::Lapack => lapack_backend::svd(&a)?,
+    };
+    fix_signs(&mut u, Some(&mut vt));
+    Ok(Svd { u: narrow(&u, "svd")?, s: narrow(&s, "svd")?, vt: narrow(&vt, "svd")? })
 }
 
 /// A thin singular value decomposition `A = U diag(s) Vᵀ`.

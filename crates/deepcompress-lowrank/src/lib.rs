@@ -8,7 +8,9 @@
 //! so that less accuracy is lost before any fine-tuning.
 #![deny(missing_docs)]
 
+pub mod conv;
 pub mod error;
+pub mod rank;
 pub mod svd;
 
 pub use error::{LowRankError, Result};

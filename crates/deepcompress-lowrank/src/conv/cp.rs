@@ -211,13 +211,17 @@ fn cp_at(path: &str, w: ArrayView4<f32>, config: &CpConfig) -> Result<Cp> {
     let mut history = Vec::new();
     let mut converged = false;
     let mut kr_a = khatri_rao(&[b.view(), v.view(), h.view()]);
+    // Each factor's Gram in f64, refreshed when the factor changes.
+    let mut grams = [gram64(&a), gram64(&b), gram64(&v), gram64(&h)];
     for _ in 0..config.max_iters {
         // Output channels: W₀ · (I ⊙ V ⊙ H).
         let m = matmul(w0.view(), kr_a.view());
-        a = update(&m, &a, &[&b, &v, &h], config.ridge, path)?;
+        a = update(&m, &a, &[&grams[1], &grams[2], &grams[3]], config.ridge, path)?;
+        grams[0] = gram64(&a);
         // Input channels: W₁ · (O ⊙ V ⊙ H).
         let m = matmul(w1.view(), khatri_rao(&[a.view(), v.view(), h.view()]).view());
-        b = update(&m, &b, &[&a, &v, &h], config.ridge, path)?;
+        b = update(&m, &b, &[&grams[0], &grams[2], &grams[3]], config.ridge, path)?;
+        grams[1] = gram64(&b);
         // Spatial modes are tiny: contract the channel modes once, Q[r, y, x] =
         // Σ_{n,c} O[n,r] I[c,r] W[n,c,y,x], then each spatial MTTKRP is a small sum.
         let p = matmul_tn(a.view(), w0.view()).into_shape_with_order((r, c, k)).expect("standard");
@@ -228,11 +232,13 @@ fn cp_at(path: &str, w: ArrayView4<f32>, config: &CpConfig) -> Result<Cp> {
         let m = Array2::from_shape_fn((kh, r), |(y, i)| {
             (0..kw).map(|x| q[[i, y, x]] * h[[x, i]]).sum::<f32>()
         });
-        v = update(&m, &v, &[&a, &b, &h], config.ridge, path)?;
+        v = update(&m, &v, &[&grams[0], &grams[1], &grams[3]], config.ridge, path)?;
+        grams[2] = gram64(&v);
         let m = Array2::from_shape_fn((kw, r), |(x, i)| {
             (0..kh).map(|y| q[[i, y, x]] * v[[y, i]]).sum::<f32>()
         });
-        h = update(&m, &h, &[&a, &b, &v], config.ridge, path)?;
+        h = update(&m, &h, &[&grams[0], &grams[1], &grams[2]], config.ridge, path)?;
+        grams[3] = gram64(&h);
 
         // Exact error from the reconstruction; its Khatri–Rao product is the next sweep's.
         kr_a = khatri_rao(&[b.view(), v.view(), h.view()]);
@@ -293,20 +299,26 @@ fn initial_factor(
     Ok(f)
 }
 
+/// `Fᵀ F` in `f64`.
+fn gram64(f: &Array2<f32>) -> Array2<f64> {
+    let f = f.mapv(f64::from);
+    f.t().dot(&f)
+}
+
 /// One proximal least-squares update: `F = (M + λ F_prev) (V + λ I)⁻¹` with
-/// `V = ⊙ Fⱼᵀ Fⱼ` over the other factors and `λ = ridge · tr(V) / R`, solved in `f64`.
+/// `V = ⊙ Fⱼᵀ Fⱼ` over the other factors (their Grams given) and `λ = ridge · tr(V) / R`,
+/// solved in `f64`.
 fn update(
     m: &Array2<f32>,
     prev: &Array2<f32>,
-    others: &[&Array2<f32>],
+    other_grams: &[&Array2<f64>],
     ridge: f64,
     path: &str,
 ) -> Result<Array2<f32>> {
     let r = prev.ncols();
     let mut gram = Array2::<f64>::ones((r, r));
-    for f in others {
-        let f = f.mapv(f64::from);
-        gram *= &f.t().dot(&f);
+    for g in other_grams {
+        gram *= *g;
     }
     let trace = gram.diag().sum();
     let lambda = if trace > 0.0 { ridge * trace / r as f64 } else { ridge };

@@ -8,6 +8,7 @@
 //! so that less accuracy is lost before any fine-tuning.
 #![deny(missing_docs)]
 
+pub mod conv;
 pub mod error;
 pub mod factor;
 mod pass;

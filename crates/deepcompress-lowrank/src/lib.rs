@@ -17,4 +17,4 @@ pub mod svd;
 pub mod whiten;
 
 pub use error::{LowRankError, Result};
-pub use pass::{DataAware, LowRank, Plan, PlanRow, Ranks};
+pub use pass::{ConvMethod, ConvRanks, DataAware, DecomposeConv, LowRank, Plan, PlanRow, Ranks};

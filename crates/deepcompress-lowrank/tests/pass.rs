@@ -140,3 +140,75 @@ fn bad_input_is_refused_and_the_model_is_unchanged() {
             .is_err()
     );
 }
+
+#[test]
+fn every_conv_method_runs_as_a_pass() {
+    use deepcompress_lowrank::{ConvMethod, ConvRanks, DecomposeConv};
+    let calib = calibration(16);
+    for (method, ranks, layers) in [
+        (ConvMethod::Separable, ConvRanks::ParamFraction(0.3), 2),
+        (ConvMethod::Tucker2, ConvRanks::Vbmf, 3),
+        (ConvMethod::Tucker2, ConvRanks::ParamFraction(0.3), 3),
+        (ConvMethod::Cp, ConvRanks::Fixed(8), 4),
+    ] {
+        let mut model = lenet5(0);
+        let pass = DecomposeConv::new(Selector::path("conv2"), method, ranks).max_iters(200);
+        let mut ctx = PassContext::new(0);
+        let report = match pass.apply(&mut model, &mut ctx) {
+            Ok(r) => r,
+            // CP-ALS may legitimately stop unconverged on a random kernel; it must say so.
+            Err(e) if method == ConvMethod::Cp => {
+                assert!(e.to_string().contains("did not converge"), "{e}");
+                continue;
+            }
+            Err(e) => panic!("{method:?}: {e}"),
+        };
+        assert_eq!(report.layers, vec!["conv2"], "{method:?}: {:?}", report.notes);
+        assert!(model.layer(&format!("conv2.{}", layers - 1)).is_ok());
+        if matches!(ranks, ConvRanks::ParamFraction(_)) {
+            let p: usize = model
+                .layer("conv2")
+                .unwrap()
+                .children()
+                .iter()
+                .flat_map(|(_, l)| l.params())
+                .map(|(_, p)| p.len())
+                .sum();
+            assert!(p as f64 <= 0.3 * 25_000.0 + 50.0, "{method:?}: {p}");
+        }
+        let y = model.predict(&calib.inputs, 16).unwrap();
+        assert!(y.iter().all(|v| v.is_finite()));
+    }
+}
+
+#[test]
+fn conv_pass_refuses_bad_input_without_changing_the_model() {
+    use deepcompress_lowrank::{ConvMethod, ConvRanks, DecomposeConv};
+    let cases = [
+        (DecomposeConv::new(Selector::all(), ConvMethod::Separable, ConvRanks::Vbmf), "Tucker-2"),
+        (DecomposeConv::new(Selector::all(), ConvMethod::Cp, ConvRanks::Tucker(2, 2)), "Tucker-2"),
+        (
+            DecomposeConv::new(Selector::path("fc1"), ConvMethod::Tucker2, ConvRanks::Fixed(2)),
+            "Conv2d",
+        ),
+        (DecomposeConv::new(Selector::all(), ConvMethod::Tucker2, ConvRanks::Fixed(0)), "rank"),
+        (DecomposeConv::new(Selector::all(), ConvMethod::Separable, ConvRanks::Fixed(500)), "conv"),
+        (
+            DecomposeConv::new(Selector::all(), ConvMethod::Cp, ConvRanks::Fixed(6)).max_iters(1),
+            "converge",
+        ),
+    ];
+    for (pass, needle) in cases {
+        let mut model = lenet5(0);
+        let before = format!("{model:?}");
+        let msg = pass.apply(&mut model, &mut PassContext::new(0)).expect_err(needle).to_string();
+        assert!(msg.contains(needle), "`{msg}` should mention `{needle}`");
+        assert_eq!(format!("{model:?}"), before);
+    }
+    let grouped = Model::new(
+        Sequential::new()
+            .with_named("dw", Conv2d::new(Conv2dConfig::new(4, 4, 3).groups(4), 0).unwrap()),
+    );
+    let pass = DecomposeConv::new(Selector::all(), ConvMethod::Tucker2, ConvRanks::Fixed(1));
+    assert!(pass.validate(&grouped).unwrap_err().to_string().contains("groups = 4"));
+}

@@ -3,6 +3,8 @@
 //! * `svd_*`: full SVD against randomized SVD at rank 64 (2048x2048 and 4096x1024);
 //! * `factored_linear_b128`: a 2048x2048 Linear against its rank-`r` pair on a batch of
 //!   128 (the ideal speed-up is `m n / (r (m + n))`);
+//! * `tucker2_lenet5_conv2`: LeNet-5's conv2 (trained 2 epochs) against its Tucker-2 chain
+//!   with VBMF ranks, on a batch of 128 real conv2 inputs;
 //! * `svd_backends_1024`: faer against LAPACK on a 1024x1024 matrix (LAPACK only with
 //!   `--features lapack`).
 //!
@@ -12,10 +14,15 @@
 //! ```
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use deepcompress::core::layer::{Layer, Linear, Mode};
+use deepcompress::core::layer::{Conv2d, Layer, Linear, Mode};
 use deepcompress::core::linalg::{self, Backend};
+use deepcompress::data::{MNIST_MEAN, MNIST_STD, Mnist};
+use deepcompress::models::lenet5;
+use deepcompress::train::{Adam, TrainConfig, Trainer};
 use deepcompress_benches::lowrank::weight_like;
+use deepcompress_lowrank::conv::{Tucker2Config, tucker2_conv};
 use deepcompress_lowrank::factor::factor_linear;
+use deepcompress_lowrank::rank::vbmf_tucker_ranks;
 use deepcompress_lowrank::svd::RandomizedSvd;
 use ndarray::{Array1, ArrayD};
 use std::hint::black_box;
@@ -60,6 +67,45 @@ fn factored_linear(c: &mut Criterion) {
     g.finish();
 }
 
+fn tucker2_conv2(c: &mut Criterion) {
+    let mnist = Mnist::embedded().expect("embedded MNIST");
+    let train = mnist.train.normalize(MNIST_MEAN, MNIST_STD).expect("normalize");
+    let test = mnist.test.take(128).normalize(MNIST_MEAN, MNIST_STD).expect("normalize");
+    let mut model = lenet5(0);
+    let cfg = TrainConfig { epochs: 2, batch_size: 128, ..TrainConfig::default() };
+    Trainer::new(cfg).fit(&mut model, &mut Adam::default(), &train, None, |_| {}).expect("train");
+    let x = model
+        .capture_inputs(&["conv2"], &test.inputs, 128)
+        .expect("capture")
+        .remove("conv2")
+        .expect("conv2");
+    let conv = model.layer_as::<Conv2d>("conv2").expect("conv2").clone();
+    let w = conv.weight.value().view().into_dimensionality::<ndarray::Ix4>().expect("4-D");
+    let (r_out, r_in) = vbmf_tucker_ranks(w).expect("vbmf");
+    let f = tucker2_conv("conv2", &conv, &Tucker2Config::new(r_out, r_in)).expect("tucker");
+    println!(
+        "conv2 Tucker-2 VBMF ranks ({r_out}, {r_in}): {} -> {} parameters, relative kernel error {:.3}",
+        f.params_before, f.params_after, f.relative_error
+    );
+    let mut chain = f.into_layers();
+    let mut dense = conv;
+    let mut g = c.benchmark_group("tucker2_lenet5_conv2");
+    g.sample_size(50);
+    g.bench_function("dense", |b| {
+        b.iter(|| dense.forward(black_box(x.clone()), Mode::Eval).expect("fwd"))
+    });
+    g.bench_function(format!("tucker2_{r_out}x{r_in}"), |b| {
+        b.iter(|| {
+            let mut y = black_box(x.clone());
+            for l in chain.iter_mut() {
+                y = l.forward(y, Mode::Eval).expect("fwd");
+            }
+            y
+        })
+    });
+    g.finish();
+}
+
 fn backends(c: &mut Criterion) {
     let a = weight_like(1024, 1024, 11);
     let mut g = c.benchmark_group("svd_backends_1024");
@@ -72,5 +118,5 @@ fn backends(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, svd, factored_linear, backends);
+criterion_group!(benches, svd, factored_linear, tucker2_conv2, backends);
 criterion_main!(benches);

@@ -1,8 +1,9 @@
 //! Times the full SVD and the randomized SVD (rank 64) of the low-rank benchmark matrices
 //! (2048x2048 and 4096x1024, see `deepcompress_benches::lowrank::weight_like`) and
 //! prints, as JSON lines, the seconds and the Frobenius error of each rank-64
-//! approximation relative to the optimal one. With a path argument it also writes the
-//! matrices there (raw little-endian f32, row-major) for `compare_lowrank.py`.
+//! approximation relative to the optimal one; then the same for Tucker-2 of a
+//! 256x256x3x3 kernel to ranks (64, 64), HOSVD only and with HOOI. With a path argument it
+//! also writes the inputs there (raw little-endian f32, row-major) for `compare_lowrank.py`.
 //!
 //! ```text
 //! cargo run --release -p deepcompress-benches --bin lowrank_svd -- [dir] [repeats]
@@ -10,6 +11,7 @@
 
 use deepcompress::core::linalg;
 use deepcompress_benches::lowrank::weight_like;
+use deepcompress_lowrank::conv::{Tucker2Config, tucker2};
 use deepcompress_lowrank::svd::RandomizedSvd;
 use ndarray::{Array2, s};
 use std::time::Instant;
@@ -53,6 +55,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let secs = t.elapsed().as_secs_f64();
             let err = frob(&(&a - &r.reconstruct()));
             let line = serde_json::json!({"shape": [m, n], "method": "randomized-svd", "seconds": secs, "error_ratio": err / optimal});
+            println!("{line}");
+        }
+    }
+    let kernel = weight_like(256, 256 * 9, 13).into_shape_with_order((256, 256, 3, 3))?;
+    if let Some(d) = &dir {
+        let bytes: Vec<u8> = kernel.iter().flat_map(|v| v.to_le_bytes()).collect();
+        std::fs::write(format!("{d}/kernel_256x256x3x3.f32"), bytes)?;
+    }
+    for (label, sweeps) in [("tucker2 HOSVD", 0), ("tucker2 HOOI", 100)] {
+        for _ in 0..repeats {
+            let t = Instant::now();
+            let f = tucker2(kernel.view(), &Tucker2Config::new(64, 64).max_iters(sweeps))?;
+            let secs = t.elapsed().as_secs_f64();
+            let line = serde_json::json!({"method": "tucker2", "label": label, "seconds": secs, "relative_error": f.relative_error, "sweeps": f.error_history.len()});
             println!("{line}");
         }
     }

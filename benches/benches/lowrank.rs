@@ -3,8 +3,8 @@
 //! * `svd_*`: full SVD against randomized SVD at rank 64 (2048x2048 and 4096x1024);
 //! * `factored_linear_b128`: a 2048x2048 Linear against its rank-`r` pair on a batch of
 //!   128 (the ideal speed-up is `m n / (r (m + n))`);
-//! * `tucker2_lenet5_conv2`: LeNet-5's conv2 (trained 2 epochs) against its Tucker-2 chain
-//!   with VBMF ranks, on a batch of 128 real conv2 inputs;
+//! * `tucker2_lenet5_conv2`: LeNet-5's conv2 (trained 2 epochs) against its Tucker-2 chains
+//!   with VBMF ranks and with ranks for 25 % of the weights, on 128 real conv2 inputs;
 //! * `svd_backends_1024`: faer against LAPACK on a 1024x1024 matrix (LAPACK only with
 //!   `--features lapack`).
 //!
@@ -81,28 +81,34 @@ fn tucker2_conv2(c: &mut Criterion) {
         .expect("conv2");
     let conv = model.layer_as::<Conv2d>("conv2").expect("conv2").clone();
     let w = conv.weight.value().view().into_dimensionality::<ndarray::Ix4>().expect("4-D");
-    let (r_out, r_in) = vbmf_tucker_ranks(w).expect("vbmf");
-    let f = tucker2_conv("conv2", &conv, &Tucker2Config::new(r_out, r_in)).expect("tucker");
-    println!(
-        "conv2 Tucker-2 VBMF ranks ({r_out}, {r_in}): {} -> {} parameters, relative kernel error {:.3}",
-        f.params_before, f.params_after, f.relative_error
-    );
-    let mut chain = f.into_layers();
+    let vbmf = vbmf_tucker_ranks(w).expect("vbmf");
+    let quarter = Tucker2Config::for_fraction(0.25, (50, 20, 5, 5)).ranks;
+    let mut chains = Vec::new();
+    for (label, (r_out, r_in)) in [("vbmf", vbmf), ("quarter", quarter)] {
+        let f = tucker2_conv("conv2", &conv, &Tucker2Config::new(r_out, r_in)).expect("tucker");
+        println!(
+            "conv2 Tucker-2 {label} ranks ({r_out}, {r_in}): {} -> {} parameters, relative kernel error {:.3}",
+            f.params_before, f.params_after, f.relative_error
+        );
+        chains.push((format!("tucker2_{label}_{r_out}x{r_in}"), f.into_layers()));
+    }
     let mut dense = conv;
     let mut g = c.benchmark_group("tucker2_lenet5_conv2");
     g.sample_size(50);
     g.bench_function("dense", |b| {
         b.iter(|| dense.forward(black_box(x.clone()), Mode::Eval).expect("fwd"))
     });
-    g.bench_function(format!("tucker2_{r_out}x{r_in}"), |b| {
-        b.iter(|| {
-            let mut y = black_box(x.clone());
-            for l in chain.iter_mut() {
-                y = l.forward(y, Mode::Eval).expect("fwd");
-            }
-            y
-        })
-    });
+    for (name, chain) in chains.iter_mut() {
+        g.bench_function(name.as_str(), |b| {
+            b.iter(|| {
+                let mut y = black_box(x.clone());
+                for l in chain.iter_mut() {
+                    y = l.forward(y, Mode::Eval).expect("fwd");
+                }
+                y
+            })
+        });
+    }
     g.finish();
 }
 

@@ -118,6 +118,28 @@ fn run(
     }
     println!("\nGlobal budget, data-aware plan:\n\n{}", plans[3].to_markdown());
 
+    println!("One layer at a time, equal ranks, before fine-tuning (other layers dense):\n");
+    println!("| layer | rank | parameters of the layer | plain SVD | data-aware | ");
+    println!("|---|---:|---:|---:|---:|");
+    let sweep: &[(&str, &[usize])] = if name == "LeNet-5" {
+        &[("fc1", &[4, 8, 16, 32]), ("conv2", &[2, 4, 8, 16])]
+    } else {
+        &[("fc1", &[4, 8, 16, 32]), ("fc2", &[2, 4, 8, 16])]
+    };
+    for (layer, ranks) in sweep {
+        for &r in *ranks {
+            let one = LowRank::new(Selector::path(layer), Rank::Fixed(r));
+            let (_, plan, plain) = factorise(&one, &base, calib, test)?;
+            let (_, _, aware) = factorise(&one.clone().data_aware(samples), &base, calib, test)?;
+            let row = &plan.rows[0];
+            println!(
+                "| {layer} | {r} | {} of {} | {plain:.2} % | {aware:.2} % |",
+                row.params_after, row.params_before
+            );
+        }
+    }
+    println!();
+
     println!("After at most {FINE_TUNE_EPOCHS} epochs of fine-tuning:\n");
     println!("| factorisation | parameters kept | MACs kept | test accuracy | drop (points) |");
     println!("|---|---:|---:|---:|---:|");

@@ -40,6 +40,35 @@ impl Tucker2Config {
         Self { ranks: (r_out, r_in), max_iters: 100, tol: 1e-4 }
     }
 
+    /// The largest channel ranks `(⌈αN⌉, ⌈αC⌉)`, one factor `α` for both, whose three
+    /// layers hold at most `fraction` of the `N C kh kw` weights of a kernel of `shape`
+    /// `(N, C, kh, kw)`; at least `(1, 1)`. `fraction` is clamped to `[0, 1]`.
+    ///
+    /// ```
+    /// use deepcompress_lowrank::conv::Tucker2Config;
+    /// let c = Tucker2Config::for_fraction(0.25, (50, 20, 5, 5));
+    /// let (ro, ri) = c.ranks;
+    /// assert!(20 * ri + ri * ro * 25 + ro * 50 <= 25_000 / 4);
+    /// ```
+    pub fn for_fraction(fraction: f64, (n, c, kh, kw): (usize, usize, usize, usize)) -> Self {
+        let ranks = |a: f64| {
+            (
+                ((a * n as f64).ceil() as usize).clamp(1, n),
+                ((a * c as f64).ceil() as usize).clamp(1, c),
+            )
+        };
+        let params = |(ro, ri): (usize, usize)| (c * ri + ri * ro * kh * kw + ro * n) as f64;
+        let budget = fraction.clamp(0.0, 1.0) * (n * c * kh * kw) as f64;
+        let (mut lo, mut hi) = (0.0_f64, 1.0_f64);
+        // Bisection on α: the parameter count only grows with it.
+        for _ in 0..60 {
+            let mid = 0.5 * (lo + hi);
+            if params(ranks(mid)) <= budget { lo = mid } else { hi = mid }
+        }
+        let (r_out, r_in) = ranks(lo);
+        Self::new(r_out, r_in)
+    }
+
     /// Sets the maximum number of HOOI sweeps.
     pub fn max_iters(mut self, n: usize) -> Self {
         self.max_iters = n;

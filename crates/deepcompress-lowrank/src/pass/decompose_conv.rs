@@ -170,7 +170,9 @@ impl DecomposeConv {
                         })?;
                         vbmf_tucker_ranks(w4)?
                     }
-                    ConvRanks::ParamFraction(f) => tucker_ranks_for(f, (n, c, kh, kw)),
+                    ConvRanks::ParamFraction(f) => {
+                        Tucker2Config::for_fraction(f, (n, c, kh, kw)).ranks
+                    }
                 };
                 let mut cfg = Tucker2Config::new(r_out, r_in);
                 if let Some(it) = self.max_iters {
@@ -180,22 +182,6 @@ impl DecomposeConv {
             }
         }
     }
-}
-
-/// The largest channel ranks `(⌈αN⌉, ⌈αC⌉)` whose Tucker-2 layers hold at most `f` of the
-/// `N C kh kw` weights (bisection on `α`; at least `(1, 1)`).
-fn tucker_ranks_for(f: f64, (n, c, kh, kw): (usize, usize, usize, usize)) -> (usize, usize) {
-    let ranks = |a: f64| {
-        (((a * n as f64).ceil() as usize).clamp(1, n), ((a * c as f64).ceil() as usize).clamp(1, c))
-    };
-    let params = |(ro, ri): (usize, usize)| (c * ri + ri * ro * kh * kw + ro * n) as f64;
-    let budget = f * (n * c * kh * kw) as f64;
-    let (mut lo, mut hi) = (0.0_f64, 1.0_f64);
-    for _ in 0..60 {
-        let mid = 0.5 * (lo + hi);
-        if params(ranks(mid)) <= budget { lo = mid } else { hi = mid }
-    }
-    ranks(lo)
 }
 
 impl Pass for DecomposeConv {
@@ -251,20 +237,5 @@ impl Pass for DecomposeConv {
             report.layers.push(p);
         }
         Ok(report)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tucker_fraction_meets_the_budget() {
-        for f in [0.05, 0.25, 0.5, 0.9] {
-            let (ro, ri) = tucker_ranks_for(f, (50, 20, 5, 5));
-            let params = 20 * ri + ri * ro * 25 + ro * 50;
-            assert!(params as f64 <= f * 25_000.0 || (ro, ri) == (1, 1), "{f}: {params}");
-            assert!(ro >= 1 && ri >= 1 && ro <= 50 && ri <= 20);
-        }
     }
 }

@@ -87,6 +87,17 @@ impl LowRankError {
         }
     }
 
+    /// [`LowRankError::NothingSelected`] for layers of kind `what`, listing what the
+    /// selector did match (`selected`), if anything.
+    pub fn nothing_selected(what: &str, selected: &[String]) -> Self {
+        let hint = if selected.is_empty() {
+            String::new()
+        } else {
+            format!(" (it matched {})", selected.join(", "))
+        };
+        LowRankError::NothingSelected { what: what.to_string(), hint }
+    }
+
     /// Wraps this error for the core [`Pass`](deepcompress_core::pass::Pass) interface;
     /// core errors pass through unchanged.
     pub fn into_core(self, pass: &str) -> CoreError {

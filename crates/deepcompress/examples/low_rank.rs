@@ -193,6 +193,9 @@ fn run(
     }
     for (label, report) in reports {
         println!("\nReport, {label}:\n\n{}", report.to_markdown());
+        for stage in &report.stages {
+            println!("- {}: {}", stage.pass, stage.notes.join("; "));
+        }
     }
     println!("total time {:.0} s\n", start.elapsed().as_secs_f64());
     Ok(())

@@ -120,12 +120,7 @@ impl DecomposeConv {
         let out: Vec<String> =
             selected.iter().filter(|p| model.layer_as::<Conv2d>(p).is_ok()).cloned().collect();
         if out.is_empty() {
-            let hint = if selected.is_empty() {
-                String::new()
-            } else {
-                format!(" (it matched {})", selected.join(", "))
-            };
-            return Err(LowRankError::NothingSelected { what: "Conv2d".into(), hint });
+            return Err(LowRankError::nothing_selected("Conv2d", &selected));
         }
         Ok(out)
     }

@@ -227,12 +227,7 @@ impl LowRank {
             }
         }
         if out.is_empty() {
-            let hint = if selected.is_empty() {
-                String::new()
-            } else {
-                format!(" (it matched {})", selected.join(", "))
-            };
-            return Err(LowRankError::NothingSelected { what: "Linear or Conv2d".into(), hint });
+            return Err(LowRankError::nothing_selected("Linear or Conv2d", &selected));
         }
         Ok(out)
     }

@@ -493,10 +493,15 @@ impl Pass for LowRank {
                         row.path, row.params_before, row.params_after, row.relative_error
                     ));
                 }
-                _ => report.notes.push(format!(
-                    "{}: kept dense (a factored form would not be smaller)",
-                    row.path
-                )),
+                _ => report.notes.push(match self.ranks {
+                    Ranks::PerLayer(_) => {
+                        format!("{}: kept dense (a factored form would not be smaller)", row.path)
+                    }
+                    Ranks::Global(_) => format!(
+                        "{}: kept dense (the budget is met at less loss elsewhere)",
+                        row.path
+                    ),
+                }),
             }
         }
         Ok(report)

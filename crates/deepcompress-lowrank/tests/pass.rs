@@ -212,3 +212,24 @@ fn conv_pass_refuses_bad_input_without_changing_the_model() {
     let pass = DecomposeConv::new(Selector::all(), ConvMethod::Tucker2, ConvRanks::Fixed(1));
     assert!(pass.validate(&grouped).unwrap_err().to_string().contains("groups = 4"));
 }
+
+/// With a randomized SVD the reported error is still the error of the factors produced.
+#[test]
+fn randomized_factors_report_their_exact_error() {
+    use deepcompress_lowrank::svd::RandomizedSvd;
+    let mut model = lenet_300_100(3);
+    let w = model.layer_as::<Linear>("fc1").unwrap().weight.value().clone();
+    let pass =
+        LowRank::new(Selector::path("fc1"), Rank::Fixed(24)).randomized(RandomizedSvd::default());
+    let plan = pass.plan(&mut model, &PassContext::new(0)).unwrap();
+    pass.apply(&mut model, &mut PassContext::new(0)).unwrap();
+    let b = model.layer_as::<Linear>("fc1.0").unwrap().weight.value().clone();
+    let a = model.layer_as::<Linear>("fc1.1").unwrap().weight.value().clone();
+    let a = a.into_dimensionality::<ndarray::Ix2>().unwrap();
+    let b = b.into_dimensionality::<ndarray::Ix2>().unwrap();
+    let w = w.into_dimensionality::<ndarray::Ix2>().unwrap();
+    let diff = (&w - &a.dot(&b)).mapv(|v| (v as f64).powi(2)).sum().sqrt();
+    let norm = w.mapv(|v| (v as f64).powi(2)).sum().sqrt();
+    let reported = plan.rows[0].relative_error;
+    assert!((diff / norm - reported).abs() < 1e-4, "{} vs {reported}", diff / norm);
+}

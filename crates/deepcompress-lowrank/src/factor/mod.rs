@@ -58,13 +58,52 @@ pub(crate) fn count_params(layers: &[Box<dyn Layer>]) -> usize {
 pub(crate) struct Decomposed {
     full: Svd,
     s_inv: Option<Array2<f32>>,
+    /// `||M||_F²` of the decomposed matrix, for errors when only leading components exist.
+    total: f64,
+}
+
+/// How a [`Decomposed`] gets its SVD.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Solver {
+    /// Every component (exact).
+    Exact,
+    /// The leading `rank` components by randomized SVD.
+    Randomized(crate::svd::RandomizedSvd, usize),
+}
+
+impl Solver {
+    fn svd(&self, m: &Array2<f32>, path: &str) -> Result<Svd> {
+        match *self {
+            Solver::Exact => Ok(linalg::svd(m.view())?),
+            Solver::Randomized(r, rank) => r.compute(m.view(), rank).map_err(|e| at_layer(e, path)),
+        }
+    }
 }
 
 impl Decomposed {
+    fn from_matrix(
+        m: &Array2<f32>,
+        s_inv: Option<Array2<f32>>,
+        solver: Solver,
+        path: &str,
+    ) -> Result<Self> {
+        let total = m.iter().map(|&v| (v as f64).powi(2)).sum();
+        Ok(Self { full: solver.svd(m, path)?, s_inv, total })
+    }
+
     pub(crate) fn new(w: &Array2<f32>, whitening: Option<&Whitening>, path: &str) -> Result<Self> {
+        Self::with_solver(w, whitening, Solver::Exact, path)
+    }
+
+    pub(crate) fn with_solver(
+        w: &Array2<f32>,
+        whitening: Option<&Whitening>,
+        solver: Solver,
+        path: &str,
+    ) -> Result<Self> {
         check_finite(w.iter(), path, "weight")?;
-        Ok(match whitening {
-            None => Self { full: linalg::svd(w.view())?, s_inv: None },
+        match whitening {
+            None => Self::from_matrix(w, None, solver, path),
             Some(wh) => {
                 if wh.s.nrows() != w.ncols() {
                     return Err(deepcompress_core::CoreError::shape(
@@ -75,9 +114,9 @@ impl Decomposed {
                     .into());
                 }
                 let ws = matmul(w.view(), wh.s.view());
-                Self { full: linalg::svd(ws.view())?, s_inv: Some(wh.s_inv.clone()) }
+                Self::from_matrix(&ws, Some(wh.s_inv.clone()), solver, path)
             }
-        })
+        }
     }
 
     /// The error-compensating factorisation of a layer whose inputs have changed from `X`
@@ -90,6 +129,7 @@ impl Decomposed {
         w: &Array2<f32>,
         cross: &Array2<f64>,
         whitening: &Whitening,
+        solver: Solver,
         path: &str,
     ) -> Result<Self> {
         check_finite(w.iter(), path, "weight")?;
@@ -105,7 +145,7 @@ impl Decomposed {
         let wc = w.mapv(f64::from).dot(cross);
         let m = wc.dot(&whitening.s_inv.t().mapv(f64::from)).mapv(|v| v as f32);
         check_finite(m.iter(), path, "compensated weight")?;
-        Ok(Self { full: linalg::svd(m.view())?, s_inv: Some(whitening.s_inv.clone()) })
+        Self::from_matrix(&m, Some(whitening.s_inv.clone()), solver, path)
     }
 
     /// Singular values, descending.
@@ -121,6 +161,16 @@ impl Decomposed {
     ) -> Result<(Array2<f32>, Array2<f32>, f64, f64)> {
         let (m, n) = (self.full.u.nrows(), self.full.vt.ncols());
         crate::svd::check_rank(r, (m, n)).map_err(|e| at_layer(e, path))?;
+        if r > self.full.s.len() {
+            return Err(at_layer(
+                crate::LowRankError::param(
+                    "rank",
+                    r,
+                    format!("only {} leading components were computed", self.full.s.len()),
+                ),
+                path,
+            ));
+        }
         let cut = Svd {
             u: self.full.u.slice(s![.., ..r]).to_owned(),
             s: self.full.s.slice(s![..r]).to_owned(),
@@ -131,8 +181,16 @@ impl Decomposed {
             Some(inv) => matmul(b.view(), inv.view()),
             None => b,
         };
-        let total = tail_norm(self.spectrum(), 0);
-        let err = tail_norm(self.spectrum(), r);
+        let complete = self.full.s.len() == m.min(n);
+        let err = if complete {
+            tail_norm(self.spectrum(), r)
+        } else {
+            // U_r S_r V_rᵀ = U_r U_rᵀ M for a randomized SVD too (U lies in the sketch's
+            // range), so Pythagoras gives the error from the kept components alone.
+            let kept: f64 = self.spectrum()[..r].iter().map(|&v| (v as f64).powi(2)).sum();
+            (self.total - kept).max(0.0).sqrt()
+        };
+        let total = self.total.sqrt();
         Ok((a, b, err, if total == 0.0 { 0.0 } else { err / total }))
     }
 }

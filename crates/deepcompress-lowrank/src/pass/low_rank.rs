@@ -1,8 +1,11 @@
 //! [`LowRank`]: the pipeline pass that factorises the selected Linear and Conv2d layers.
 
 use crate::error::{LowRankError, Result};
-use crate::factor::{Decomposed, conv_matrix, conv_pair, linear_bias, linear_pair, linear_weight};
+use crate::factor::{
+    Decomposed, Solver, conv_matrix, conv_pair, linear_bias, linear_pair, linear_weight,
+};
 use crate::rank::{Budget, Candidate, Rank, allocate};
+use crate::svd::RandomizedSvd;
 use crate::whiten::{InputGram, Whitening, cross_patches, cross_rows};
 use deepcompress_core::layer::{Conv2d, Layer, Linear};
 use deepcompress_core::model::{Model, Selector};
@@ -68,6 +71,7 @@ pub struct LowRank {
     selector: Selector,
     ranks: Ranks,
     data_aware: Option<DataAware>,
+    randomized: Option<RandomizedSvd>,
 }
 
 /// What [`LowRank`] decided for one layer.
@@ -193,12 +197,12 @@ impl Work {
 impl LowRank {
     /// Every selected layer by `rank`.
     pub fn new(selector: Selector, rank: Rank) -> Self {
-        Self { selector, ranks: Ranks::PerLayer(rank), data_aware: None }
+        Self { selector, ranks: Ranks::PerLayer(rank), data_aware: None, randomized: None }
     }
 
     /// All selected layers under one `budget`.
     pub fn global(selector: Selector, budget: Budget) -> Self {
-        Self { selector, ranks: Ranks::Global(budget), data_aware: None }
+        Self { selector, ranks: Ranks::Global(budget), data_aware: None, randomized: None }
     }
 
     /// Minimises output error on the first `samples` calibration samples (the context
@@ -206,6 +210,42 @@ impl LowRank {
     pub fn data_aware(mut self, samples: usize) -> Self {
         self.data_aware = Some(DataAware { samples, ..DataAware::default() });
         self
+    }
+
+    /// Computes only the leading components, by randomized SVD (Halko et al. 2011), for
+    /// large layers. Needs a rank known from the shape ([`Rank::Fixed`] or
+    /// [`Rank::ParamFraction`]): energy rules and global budgets need the whole spectrum.
+    /// The reported errors stay exact for the factors produced.
+    ///
+    /// ```
+    /// use deepcompress_core::model::Selector;
+    /// use deepcompress_core::pass::PassContext;
+    /// use deepcompress_lowrank::{LowRank, rank::{Budget, Rank}, svd::RandomizedSvd};
+    ///
+    /// let mut model = deepcompress_core::models::lenet_300_100(0);
+    /// let fast = LowRank::new(Selector::path("fc1"), Rank::Fixed(16)).randomized(RandomizedSvd::default());
+    /// let exact = LowRank::new(Selector::path("fc1"), Rank::Fixed(16));
+    /// let ctx = PassContext::new(0);
+    /// let (f, e) = (fast.plan(&mut model, &ctx)?, exact.plan(&mut model, &ctx)?);
+    /// assert!(f.rows[0].relative_error <= 1.05 * e.rows[0].relative_error);
+    /// let global = LowRank::global(Selector::all(), Budget::ParamFraction(0.3));
+    /// assert!(global.randomized(RandomizedSvd::default()).plan(&mut model, &ctx).is_err());
+    /// # Ok::<(), deepcompress_lowrank::LowRankError>(())
+    /// ```
+    pub fn randomized(mut self, settings: RandomizedSvd) -> Self {
+        self.randomized = Some(settings);
+        self
+    }
+
+    /// The SVD solver for a layer of matrix shape `shape`.
+    fn solver(&self, shape: (usize, usize)) -> Result<Solver> {
+        Ok(match (self.randomized, self.ranks) {
+            (None, _) => Solver::Exact,
+            (Some(r), Ranks::PerLayer(rule @ (Rank::Fixed(_) | Rank::ParamFraction(_)))) => {
+                Solver::Randomized(r, rule.choose(&[], shape)?)
+            }
+            (Some(_), other) => return Err(randomized_needs_rank(other)),
+        })
     }
 
     /// Sets every data-aware setting.
@@ -236,6 +276,11 @@ impl LowRank {
         match self.ranks {
             Ranks::PerLayer(r) => r.check()?,
             Ranks::Global(b) => b.check()?,
+        }
+        if self.randomized.is_some()
+            && !matches!(self.ranks, Ranks::PerLayer(Rank::Fixed(_) | Rank::ParamFraction(_)))
+        {
+            return Err(randomized_needs_rank(self.ranks));
         }
         if let Some(d) = self.data_aware {
             if d.samples == 0 {
@@ -273,7 +318,12 @@ impl LowRank {
             work.push(Work {
                 path: p.clone(),
                 shape: w.dim(),
-                decomposed: Decomposed::new(&w, whitening[i].as_ref(), p)?,
+                decomposed: Decomposed::with_solver(
+                    &w,
+                    whitening[i].as_ref(),
+                    self.solver(w.dim()).map_err(|e| crate::factor::at_layer(e, p))?,
+                    p,
+                )?,
                 matrix: w,
                 linear,
                 conv,
@@ -420,7 +470,8 @@ impl LowRank {
                 &w.path,
             )?;
             let cross = cross_gram(&staged, &w.path, orig, now)?;
-            w.decomposed = Decomposed::compensated(&w.matrix, &cross, &whitening, &w.path)?;
+            let solver = self.solver(w.shape)?;
+            w.decomposed = Decomposed::compensated(&w.matrix, &cross, &whitening, solver, &w.path)?;
             let (a, b, _, _) = w.decomposed.truncate(r, &w.path)?;
             staged.replace_with_sequence(&w.path, w.build(a, b)?)?;
         }
@@ -458,6 +509,15 @@ impl LowRank {
             })
             .collect())
     }
+}
+
+/// The refusal of a randomized SVD under a rule that needs the whole spectrum.
+fn randomized_needs_rank(ranks: Ranks) -> LowRankError {
+    LowRankError::param(
+        "ranks",
+        format!("{ranks:?}"),
+        "randomized SVD needs a rank known from the shape (Rank::Fixed or Rank::ParamFraction)",
+    )
 }
 
 impl Pass for LowRank {

@@ -29,7 +29,7 @@ use rand_chacha::ChaCha8Rng;
 /// assert!(err <= 1.05 * exact.error() + 1e-4);
 /// # Ok::<(), deepcompress_lowrank::LowRankError>(())
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct RandomizedSvd {
     /// Extra sketch columns beyond the rank (`p` in Halko et al.; 5 to 10 is typical).
     pub oversample: usize,

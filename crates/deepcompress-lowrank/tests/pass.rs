@@ -233,3 +233,27 @@ fn randomized_factors_report_their_exact_error() {
     let reported = plan.rows[0].relative_error;
     assert!((diff / norm - reported).abs() < 1e-4, "{} vs {reported}", diff / norm);
 }
+
+/// Tucker-2 convolutions compete with the Linear layers' singular components for one
+/// MAC budget; the budget holds for the model as built.
+#[test]
+fn global_budget_with_tucker_convolutions() {
+    let calib = calibration(64);
+    let mut model = lenet5(0);
+    let before = model.summary(&[1, 1, 28, 28]).unwrap().total().macs;
+    let pass =
+        LowRank::global(Selector::all(), Budget::MacFraction(0.3)).tucker_convs().data_aware(64);
+    let report = pass.apply(&mut model, &mut PassContext::new(0).with_calibration(&calib)).unwrap();
+    let after = model.summary(&[1, 1, 28, 28]).unwrap().total().macs;
+    assert!(after as f64 <= 0.3 * before as f64 + 1.0, "{after} of {before}: {:?}", report.notes);
+    assert!(report.notes.iter().any(|n| n.starts_with("conv2: Tucker-2")), "{:?}", report.notes);
+    assert!(model.layer("conv2.2").is_ok());
+    let y = model.predict(&calib.inputs, 32).unwrap();
+    assert!(y.iter().all(|v| v.is_finite()));
+    // Tucker-2 through LowRank needs a global budget.
+    let err = LowRank::new(Selector::all(), Rank::Fixed(2))
+        .tucker_convs()
+        .validate(&lenet5(0))
+        .unwrap_err();
+    assert!(err.to_string().contains("DecomposeConv"), "{err}");
+}

@@ -151,6 +151,12 @@ fn run(
         // A MAC budget makes the allocator factor the convolutions too.
         let macs = LowRank::global(all, Budget::MacFraction(KEEP)).data_aware(samples);
         tuned.push(("global MAC budget (25 %), data-aware", macs));
+        // The same budget with the convolutions offered as Tucker-2.
+        let tucker =
+            LowRank::global(Selector::kinds(&["Linear", "Conv2d"]), Budget::MacFraction(KEEP))
+                .tucker_convs()
+                .data_aware(samples);
+        tuned.push(("global MAC budget (25 %), Tucker-2 convolutions, data-aware Linears", tucker));
     }
     let mut reports = Vec::new();
     for (label, pass) in tuned {

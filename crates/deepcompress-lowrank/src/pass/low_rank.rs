@@ -1,10 +1,11 @@
 //! [`LowRank`]: the pipeline pass that factorises the selected Linear and Conv2d layers.
 
+use crate::conv::{Tucker2Config, tucker2_conv};
 use crate::error::{LowRankError, Result};
 use crate::factor::{
     Decomposed, Solver, conv_matrix, conv_pair, linear_bias, linear_pair, linear_weight,
 };
-use crate::rank::{Budget, Candidate, Rank, allocate};
+use crate::rank::{Budget, Candidate, Choice, Rank, allocate};
 use crate::svd::RandomizedSvd;
 use crate::whiten::{InputGram, Whitening, cross_patches, cross_rows};
 use deepcompress_core::layer::{Conv2d, Layer, Linear};
@@ -72,6 +73,7 @@ pub struct LowRank {
     ranks: Ranks,
     data_aware: Option<DataAware>,
     randomized: Option<RandomizedSvd>,
+    tucker_convs: bool,
 }
 
 /// What [`LowRank`] decided for one layer.
@@ -83,8 +85,10 @@ pub struct PlanRow {
     pub kind: String,
     /// Matrix shape `(m, n)` factorised.
     pub shape: (usize, usize),
-    /// Rank kept, `None` when the layer stays dense.
+    /// Rank kept, `None` when the layer stays dense or becomes Tucker-2.
     pub rank: Option<usize>,
+    /// Tucker-2 ranks `(r_out, r_in)` of a convolution (see [`LowRank::tucker_convs`]).
+    pub tucker_ranks: Option<(usize, usize)>,
     /// Parameters before (weights and bias).
     pub params_before: u64,
     /// Parameters after.
@@ -112,7 +116,11 @@ impl Plan {
             "| layer | kind | matrix | rank | params before | params after | ratio | rel. error |\n|---|---|---|---:|---:|---:|---:|---:|\n",
         );
         for r in &self.rows {
-            let rank = r.rank.map_or("dense".to_string(), |k| k.to_string());
+            let rank = match (r.rank, r.tucker_ranks) {
+                (Some(k), _) => k.to_string(),
+                (None, Some((o, i))) => format!("Tucker {o}x{i}"),
+                (None, None) => "dense".to_string(),
+            };
             let _ = writeln!(
                 out,
                 "| {} | {} | {}x{} | {} | {} | {} | {:.3} | {:.4} |",
@@ -174,12 +182,28 @@ struct Work {
     conv: Option<Conv2d>,
     linear: Option<Linear>,
     shape: (usize, usize),
-    decomposed: Decomposed,
+    /// The SVD of the matrix; `None` for a convolution offered as Tucker-2.
+    decomposed: Option<Decomposed>,
+    /// Energies of the output- and input-channel unfoldings, for Tucker-2.
+    tucker: Option<(Vec<f64>, Vec<f64>)>,
     fixed_params: u64,
-    macs_per_weight: u64,
+    /// Input and output positions (1 for a Linear).
+    positions: (u64, u64),
 }
 
 impl Work {
+    fn decomposed(&self) -> &Decomposed {
+        self.decomposed.as_ref().expect("matrix candidates are decomposed")
+    }
+
+    /// The Tucker-2 chain at `ranks`, with its relative kernel error.
+    fn tucker_layers(&self, ranks: (usize, usize)) -> Result<(Vec<Box<dyn Layer>>, f64)> {
+        let conv = self.conv.as_ref().expect("Tucker-2 candidates are convolutions");
+        let f = tucker2_conv(&self.path, conv, &Tucker2Config::new(ranks.0, ranks.1))?;
+        let err = f.relative_error;
+        Ok((f.into_layers(), err))
+    }
+
     /// The replacement layers for factors `A` and `B`.
     fn build(
         &self,
@@ -197,12 +221,24 @@ impl Work {
 impl LowRank {
     /// Every selected layer by `rank`.
     pub fn new(selector: Selector, rank: Rank) -> Self {
-        Self { selector, ranks: Ranks::PerLayer(rank), data_aware: None, randomized: None }
+        Self {
+            selector,
+            ranks: Ranks::PerLayer(rank),
+            data_aware: None,
+            randomized: None,
+            tucker_convs: false,
+        }
     }
 
     /// All selected layers under one `budget`.
     pub fn global(selector: Selector, budget: Budget) -> Self {
-        Self { selector, ranks: Ranks::Global(budget), data_aware: None, randomized: None }
+        Self {
+            selector,
+            ranks: Ranks::Global(budget),
+            data_aware: None,
+            randomized: None,
+            tucker_convs: false,
+        }
     }
 
     /// Minimises output error on the first `samples` calibration samples (the context
@@ -248,6 +284,29 @@ impl LowRank {
         })
     }
 
+    /// With a global budget, offers every selected convolution as Tucker-2 (Kim et al.
+    /// 2015) instead of the channel SVD: the allocator then drops output- and
+    /// input-channel components (the "core" components) next to the singular components
+    /// of the other layers. Convolutions are then fitted to their weights, not to
+    /// calibration outputs. For per-layer Tucker-2 ranks use [`crate::DecomposeConv`].
+    ///
+    /// ```
+    /// use deepcompress_core::model::Selector;
+    /// use deepcompress_core::pass::PassContext;
+    /// use deepcompress_lowrank::{LowRank, rank::Budget};
+    ///
+    /// let mut model = deepcompress_core::models::lenet5(0);
+    /// let pass = LowRank::global(Selector::all(), Budget::ParamFraction(0.2)).tucker_convs();
+    /// let plan = pass.plan(&mut model, &PassContext::new(0))?;
+    /// let (before, after) = plan.params();
+    /// assert!(after as f64 <= 0.2 * before as f64);
+    /// # Ok::<(), deepcompress_lowrank::LowRankError>(())
+    /// ```
+    pub fn tucker_convs(mut self) -> Self {
+        self.tucker_convs = true;
+        self
+    }
+
     /// Sets every data-aware setting.
     pub fn with_data_aware(mut self, settings: DataAware) -> Self {
         self.data_aware = Some(settings);
@@ -276,6 +335,13 @@ impl LowRank {
         match self.ranks {
             Ranks::PerLayer(r) => r.check()?,
             Ranks::Global(b) => b.check()?,
+        }
+        if self.tucker_convs && !matches!(self.ranks, Ranks::Global(_)) {
+            return Err(LowRankError::param(
+                "tucker_convs",
+                "with per-layer ranks",
+                "needs a global budget; for per-layer Tucker-2 ranks use DecomposeConv",
+            ));
         }
         if self.randomized.is_some()
             && !matches!(self.ranks, Ranks::PerLayer(Rank::Fixed(_) | Rank::ParamFraction(_)))
@@ -315,44 +381,60 @@ impl LowRank {
             let bias_len = linear.as_ref().and_then(|l| l.bias.as_ref()).map_or(0, |b| b.len())
                 as u64
                 + conv.as_ref().and_then(|c| c.bias.as_ref()).map_or(0, |b| b.len()) as u64;
+            let as_tucker = self.tucker_convs && conv.is_some();
+            let (decomposed, tucker) = if as_tucker {
+                let kernel = conv.as_ref().expect("a convolution").weight.value();
+                let kernel = dims::<Ix4>(kernel, p)?;
+                (None, Some((mode_energy(kernel, 0)?, mode_energy(kernel, 1)?)))
+            } else {
+                let solver = self.solver(w.dim()).map_err(|e| crate::factor::at_layer(e, p))?;
+                (Some(Decomposed::with_solver(&w, whitening[i].as_ref(), solver, p)?), None)
+            };
             work.push(Work {
                 path: p.clone(),
                 shape: w.dim(),
-                decomposed: Decomposed::with_solver(
-                    &w,
-                    whitening[i].as_ref(),
-                    self.solver(w.dim()).map_err(|e| crate::factor::at_layer(e, p))?,
-                    p,
-                )?,
+                decomposed,
+                tucker,
                 matrix: w,
                 linear,
                 conv,
                 fixed_params: bias_len,
-                macs_per_weight: positions[i],
+                positions: positions[i],
             });
         }
-        let ranks: Vec<Option<usize>> = match self.ranks {
+        let ranks: Vec<Choice> = match self.ranks {
             Ranks::PerLayer(rule) => work
                 .iter()
                 .map(|w| {
                     let r = rule
-                        .choose(w.decomposed.spectrum(), w.shape)
+                        .choose(w.decomposed().spectrum(), w.shape)
                         .map_err(|e| crate::factor::at_layer(e, &w.path))?;
                     let (m, n) = w.shape;
-                    Ok((r * (m + n) < m * n).then_some(r))
+                    Ok(if r * (m + n) < m * n { Choice::Rank(r) } else { Choice::Dense })
                 })
                 .collect::<Result<_>>()?,
             Ranks::Global(budget) => {
                 let cands: Vec<Candidate> = work
                     .iter()
-                    .map(|w| {
-                        Candidate::new(
+                    .map(|w| match (&w.tucker, &w.conv) {
+                        (Some((out_e, in_e)), Some(conv)) => {
+                            let s = conv.weight.value().shape();
+                            Candidate::tucker(
+                                &w.path,
+                                (s[0], s[1], s[2], s[3]),
+                                out_e.clone(),
+                                in_e.clone(),
+                                w.fixed_params,
+                                w.positions,
+                            )
+                        }
+                        _ => Candidate::new(
                             &w.path,
                             w.shape,
-                            w.decomposed.spectrum().to_vec(),
+                            w.decomposed().spectrum().to_vec(),
                             w.fixed_params,
-                            w.macs_per_weight,
-                        )
+                            w.positions.1,
+                        ),
                     })
                     .collect();
                 allocate(&cands, budget)?
@@ -367,10 +449,15 @@ impl LowRank {
             let before = (w.shape.0 * w.shape.1) as u64 + w.fixed_params;
             let kind = if w.linear.is_some() { "Linear" } else { "Conv2d" };
             let (after, err, replacement) = match rank {
-                None => (before, 0.0, None),
-                Some(r) => {
-                    let (a, b, _, rel) = w.decomposed.truncate(r, &w.path)?;
+                Choice::Dense => (before, 0.0, None),
+                Choice::Rank(r) => {
+                    let (a, b, _, rel) = w.decomposed().truncate(r, &w.path)?;
                     let seq = w.build(a, b)?;
+                    let after = crate::factor::count_params(&seq) as u64;
+                    (after, rel, Some(seq))
+                }
+                Choice::Tucker(ro, ri) => {
+                    let (seq, rel) = w.tucker_layers((ro, ri))?;
                     let after = crate::factor::count_params(&seq) as u64;
                     (after, rel, Some(seq))
                 }
@@ -379,7 +466,14 @@ impl LowRank {
                 path: w.path.clone(),
                 kind: kind.into(),
                 shape: w.shape,
-                rank,
+                rank: match rank {
+                    Choice::Rank(r) => Some(r),
+                    _ => None,
+                },
+                tucker_ranks: match rank {
+                    Choice::Tucker(o, i) => Some((o, i)),
+                    _ => None,
+                },
                 params_before: before,
                 params_after: after,
                 relative_error: err,
@@ -454,13 +548,21 @@ impl LowRank {
         &self,
         model: &Model,
         work: &mut [Work],
-        ranks: &[Option<usize>],
+        ranks: &[Choice],
         captured: &Captured,
     ) -> Result<()> {
         let damping = self.data_aware.map_or(0.0, |d| d.damping);
         let mut staged = model.clone();
         for (w, rank) in work.iter_mut().zip(ranks) {
-            let Some(r) = *rank else { continue };
+            let r = match *rank {
+                Choice::Dense => continue,
+                Choice::Tucker(o, i) => {
+                    // Fitted to the weights; still put in so later layers see its outputs.
+                    staged.replace_with_sequence(&w.path, w.tucker_layers((o, i))?.0)?;
+                    continue;
+                }
+                Choice::Rank(r) => r,
+            };
             let now = staged.capture_inputs(&[&w.path], &captured.x, CAPTURE_BATCH)?;
             let (orig, now) = (&captured.seen[&w.path], &now[&w.path]);
             let gram = cross_gram(&staged, &w.path, now, now)?;
@@ -471,8 +573,9 @@ impl LowRank {
             )?;
             let cross = cross_gram(&staged, &w.path, orig, now)?;
             let solver = self.solver(w.shape)?;
-            w.decomposed = Decomposed::compensated(&w.matrix, &cross, &whitening, solver, &w.path)?;
-            let (a, b, _, _) = w.decomposed.truncate(r, &w.path)?;
+            let refit = Decomposed::compensated(&w.matrix, &cross, &whitening, solver, &w.path)?;
+            let (a, b, _, _) = refit.truncate(r, &w.path)?;
+            w.decomposed = Some(refit);
             staged.replace_with_sequence(&w.path, w.build(a, b)?)?;
         }
         Ok(())
@@ -486,9 +589,9 @@ impl LowRank {
         model: &Model,
         ctx: &PassContext<'_>,
         paths: &[String],
-    ) -> Result<Vec<u64>> {
+    ) -> Result<Vec<(u64, u64)>> {
         if !matches!(self.ranks, Ranks::Global(Budget::MacFraction(_))) {
-            return Ok(vec![1; paths.len()]);
+            return Ok(vec![(1, 1); paths.len()]);
         }
         let data = ctx.calibration.ok_or_else(|| {
             LowRankError::param(
@@ -500,15 +603,26 @@ impl LowRank {
         let mut shape = vec![1];
         shape.extend_from_slice(data.sample_shape());
         let summary = model.summary(&shape)?;
+        let spatial = |s: &[usize]| if s.len() == 4 { (s[2] * s[3]) as u64 } else { 1 };
         Ok(paths
             .iter()
             .map(|p| {
-                summary.rows.iter().find(|r| &r.path == p).map_or(1, |r| {
-                    if r.output.len() == 4 { (r.output[2] * r.output[3]) as u64 } else { 1 }
-                })
+                summary
+                    .rows
+                    .iter()
+                    .find(|r| &r.path == p)
+                    .map_or((1, 1), |r| (spatial(&r.input), spatial(&r.output)))
             })
             .collect())
     }
+}
+
+/// Energies `σ²` of the mode-`mode` unfolding of a kernel (0: output channels, 1: input
+/// channels), descending.
+fn mode_energy(kernel: ndarray::ArrayView4<f32>, mode: usize) -> Result<Vec<f64>> {
+    let unfolded = crate::conv::unfold(kernel, mode);
+    let s = deepcompress_core::linalg::svd(unfolded.view())?.s;
+    Ok(s.iter().map(|&v| (v as f64).powi(2)).collect())
 }
 
 /// The refusal of a randomized SVD under a rule that needs the whole spectrum.
@@ -544,16 +658,21 @@ impl Pass for LowRank {
         // Everything is computed; the surgery below only swaps layers in.
         let mut report = PassReport { pass: name, ..PassReport::default() };
         for (row, seq) in plan.rows.iter().zip(layers) {
-            match (seq, row.rank) {
-                (Some(seq), Some(r)) => {
+            match seq {
+                Some(seq) => {
                     model.replace_with_sequence(&row.path, seq)?;
                     report.layers.push(row.path.clone());
+                    let how = match (row.rank, row.tucker_ranks) {
+                        (Some(r), _) => format!("rank {r}"),
+                        (None, Some((o, i))) => format!("Tucker-2 ranks ({o}, {i})"),
+                        (None, None) => unreachable!("a replacement has ranks"),
+                    };
                     report.notes.push(format!(
-                        "{}: rank {r}, {} -> {} parameters, relative error {:.4}",
+                        "{}: {how}, {} -> {} parameters, relative error {:.4}",
                         row.path, row.params_before, row.params_after, row.relative_error
                     ));
                 }
-                _ => report.notes.push(match self.ranks {
+                None => report.notes.push(match self.ranks {
                     Ranks::PerLayer(_) => {
                         format!("{}: kept dense (a factored form would not be smaller)", row.path)
                     }

@@ -51,30 +51,68 @@ impl Budget {
     }
 }
 
-/// One layer offered to [`allocate`]: its matrix shape, spectrum and costs.
+/// What [`allocate`] decides for one layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Choice {
+    /// Keep the layer as it is.
+    Dense,
+    /// Factor the matrix at this rank.
+    Rank(usize),
+    /// Tucker-2 with ranks `(r_out, r_in)`.
+    Tucker(usize, usize),
+}
+
+/// How a candidate layer can be factored, with the energies the allocator weighs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Form {
+    /// An `m x n` matrix (a Linear, or a Conv2d as `[out, in*kh*kw]`) with its singular
+    /// values, descending.
+    Matrix {
+        /// `(m, n)`.
+        shape: (usize, usize),
+        /// Singular values, descending.
+        spectrum: Vec<f32>,
+    },
+    /// A convolution kernel `[n, c, kh, kw]` for Tucker-2, with the energies `σ²` of its
+    /// output-channel and input-channel unfoldings, descending (the HOSVD error bound:
+    /// dropping components loses at most their energies).
+    Tucker {
+        /// `(n, c, kh, kw)`.
+        kernel: (usize, usize, usize, usize),
+        /// Energies of the output-channel unfolding.
+        out_energy: Vec<f64>,
+        /// Energies of the input-channel unfolding.
+        in_energy: Vec<f64>,
+    },
+}
+
+/// One layer offered to [`allocate`]: how it can be factored and what it costs.
 ///
 /// ```
 /// use deepcompress_lowrank::rank::Candidate;
 /// let c = Candidate::new("fc1", (300, 784), vec![3.0, 2.0, 1.0], 300, 1);
 /// assert_eq!(c.dense_params(), 300 * 784 + 300);
+/// let t = Candidate::tucker("conv2", (50, 20, 5, 5), vec![1.0; 50], vec![2.5; 20], 50, (144, 64));
+/// assert_eq!(t.dense_params(), 25_050);
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Candidate {
     /// Layer path.
     pub path: String,
-    /// Matrix shape `(m, n)`: `(out, in)` for a Linear, `(out, in*kh*kw)` for a Conv2d.
-    pub shape: (usize, usize),
-    /// Singular values, descending.
-    pub spectrum: Vec<f32>,
+    /// The factorisation the layer is offered for.
+    pub form: Form,
     /// Parameters that factorisation does not change (the bias).
     pub fixed_params: u64,
-    /// Multiply-accumulates per weight per sample (output positions of a Conv2d, 1 for a
-    /// Linear).
+    /// Multiply-accumulates per weight per sample: output positions of a Conv2d, 1 for a
+    /// Linear.
     pub macs_per_weight: u64,
+    /// Input positions of a Conv2d (the first 1x1 of a Tucker-2 chain runs there), 1 for a
+    /// Linear.
+    pub macs_per_weight_in: u64,
 }
 
 impl Candidate {
-    /// A candidate layer.
+    /// A matrix candidate: shape `(m, n)`, singular values, bias size, MACs per weight.
     pub fn new(
         path: &str,
         shape: (usize, usize),
@@ -82,39 +120,143 @@ impl Candidate {
         fixed_params: u64,
         macs_per_weight: u64,
     ) -> Self {
-        Self { path: path.to_string(), shape, spectrum, fixed_params, macs_per_weight }
+        Self {
+            path: path.to_string(),
+            form: Form::Matrix { shape, spectrum },
+            fixed_params,
+            macs_per_weight,
+            macs_per_weight_in: macs_per_weight,
+        }
+    }
+
+    /// A Tucker-2 candidate: kernel `(n, c, kh, kw)`, unfolding energies, bias size, and
+    /// the input and output positions of the convolution.
+    pub fn tucker(
+        path: &str,
+        kernel: (usize, usize, usize, usize),
+        out_energy: Vec<f64>,
+        in_energy: Vec<f64>,
+        fixed_params: u64,
+        (positions_in, positions_out): (u64, u64),
+    ) -> Self {
+        Self {
+            path: path.to_string(),
+            form: Form::Tucker { kernel, out_energy, in_energy },
+            fixed_params,
+            macs_per_weight: positions_out,
+            macs_per_weight_in: positions_in,
+        }
     }
 
     /// Parameters when left dense.
     pub fn dense_params(&self) -> u64 {
-        (self.shape.0 * self.shape.1) as u64 + self.fixed_params
+        self.params(Choice::Dense) + self.fixed_params
     }
 
-    /// Weights at rank `r` (`r (m + n)`), or the dense count for `None`.
-    fn weights(&self, rank: Option<usize>) -> u64 {
-        let (m, n) = self.shape;
-        match rank {
-            None => (m * n) as u64,
-            Some(r) => (r * (m + n)) as u64,
+    /// Weights of a choice (the bias excluded).
+    fn params(&self, choice: Choice) -> u64 {
+        self.cost(choice, false)
+    }
+
+    /// Weights, or with `macs` multiply-accumulates per sample, of a choice.
+    fn cost(&self, choice: Choice, macs: bool) -> u64 {
+        let (pin, pout) =
+            if macs { (self.macs_per_weight_in, self.macs_per_weight) } else { (1, 1) };
+        match (&self.form, choice) {
+            (Form::Matrix { shape: (m, n), .. }, Choice::Dense) => (m * n) as u64 * pout,
+            (Form::Matrix { shape: (m, n), .. }, Choice::Rank(r)) => (r * (m + n)) as u64 * pout,
+            (Form::Tucker { kernel: (n, c, kh, kw), .. }, Choice::Dense) => {
+                (n * c * kh * kw) as u64 * pout
+            }
+            (Form::Tucker { kernel: (n, c, kh, kw), .. }, Choice::Tucker(ro, ri)) => {
+                (c * ri) as u64 * pin + (ri * ro * kh * kw + ro * n) as u64 * pout
+            }
+            _ => unreachable!("choices are made for their own form"),
         }
     }
 
-    /// The largest rank whose factors are smaller than the dense weight, if any.
-    fn largest_saving_rank(&self) -> Option<usize> {
-        let (m, n) = self.shape;
-        let r = (m * n - 1) / (m + n);
-        (r >= 1).then_some(r.min(m.min(n)))
+    /// Total energy `||W||²` (at least the smallest positive number).
+    fn total_energy(&self) -> f64 {
+        let e: f64 = match &self.form {
+            Form::Matrix { spectrum, .. } => spectrum.iter().map(|&s| (s as f64).powi(2)).sum(),
+            Form::Tucker { out_energy, .. } => out_energy.iter().sum(),
+        };
+        e.max(f64::MIN_POSITIVE)
     }
 
-    fn energy(&self, from: usize) -> f64 {
-        self.spectrum.iter().skip(from).map(|&s| (s as f64).powi(2)).sum()
+    /// Energy a choice drops (the HOSVD bound for Tucker-2).
+    fn dropped(&self, choice: Choice) -> f64 {
+        match (&self.form, choice) {
+            (_, Choice::Dense) => 0.0,
+            (Form::Matrix { spectrum, .. }, Choice::Rank(r)) => {
+                spectrum.iter().skip(r).map(|&s| (s as f64).powi(2)).sum()
+            }
+            (Form::Tucker { out_energy, in_energy, .. }, Choice::Tucker(ro, ri)) => {
+                out_energy.iter().skip(ro).sum::<f64>() + in_energy.iter().skip(ri).sum::<f64>()
+            }
+            _ => unreachable!("choices are made for their own form"),
+        }
+    }
+
+    /// The cheapest choice: rank 1 (or (1, 1)) when that saves anything.
+    fn smallest(&self, macs: bool) -> Choice {
+        let least = match self.form {
+            Form::Matrix { .. } => Choice::Rank(1),
+            Form::Tucker { .. } => Choice::Tucker(1, 1),
+        };
+        if self.cost(least, macs) < self.cost(Choice::Dense, macs) { least } else { Choice::Dense }
+    }
+
+    /// The next, smaller choice after `from`, or `None` at the smallest. From dense it is
+    /// the largest factored form that is smaller than the dense layer.
+    fn next(&self, from: Choice, macs: bool) -> Option<Choice> {
+        let dense = self.cost(Choice::Dense, macs);
+        match (&self.form, from) {
+            (Form::Matrix { shape: (m, n), .. }, Choice::Dense) => {
+                // Largest r with r (m + n) < m n, at most min(m, n).
+                let r = ((m * n - 1) / (m + n)).min(*m.min(n));
+                (r >= 1).then_some(Choice::Rank(r))
+            }
+            (Form::Matrix { .. }, Choice::Rank(r)) => (r > 1).then(|| Choice::Rank(r - 1)),
+            (Form::Tucker { kernel: (n, c, ..), .. }, Choice::Dense) => {
+                // Walk down from full ranks by the cheapest steps until smaller than dense.
+                let mut at = Choice::Tucker(*n, *c);
+                while self.cost(at, macs) >= dense {
+                    at = self.best_decrement(at, macs)?;
+                }
+                Some(at)
+            }
+            (Form::Tucker { .. }, t @ Choice::Tucker(..)) => self.best_decrement(t, macs),
+            _ => unreachable!("choices are made for their own form"),
+        }
+    }
+
+    /// Of `(r_out - 1, r_in)` and `(r_out, r_in - 1)`, the one losing least per unit saved.
+    fn best_decrement(&self, from: Choice, macs: bool) -> Option<Choice> {
+        let Choice::Tucker(ro, ri) = from else { return None };
+        let options = [
+            (ro > 1).then(|| Choice::Tucker(ro - 1, ri)),
+            (ri > 1).then(|| Choice::Tucker(ro, ri - 1)),
+        ];
+        options
+            .into_iter()
+            .flatten()
+            .map(|to| (to, self.loss_per_unit(from, to, macs)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(to, _)| to)
+    }
+
+    /// Relative energy lost per unit of cost saved going from `from` to `to`.
+    fn loss_per_unit(&self, from: Choice, to: Choice, macs: bool) -> f64 {
+        let saved = self.cost(from, macs).saturating_sub(self.cost(to, macs)).max(1) as f64;
+        (self.dropped(to) - self.dropped(from)) / self.total_energy() / saved
     }
 }
 
-/// A possible next step for one layer: go from `from` to `to`.
+/// A possible next step for one layer.
 struct Step {
     layer: usize,
-    to: usize,
+    to: Choice,
     loss_per_unit: f64,
 }
 
@@ -137,27 +279,28 @@ impl Ord for Step {
     }
 }
 
-/// Picks a rank for every candidate (`None`: keep dense) so that the selected layers meet
-/// `budget` with the least total relative energy dropped, by the greedy rule above.
+/// Picks a [`Choice`] for every candidate so that the selected layers meet `budget` with
+/// the least total relative energy dropped, by the greedy rule above. Matrix candidates
+/// give up singular components, Tucker-2 candidates channel components of either mode.
 ///
-/// Errors: an invalid budget, no candidates, or a budget below what rank 1 everywhere
-/// gives (the message states that minimum).
+/// Errors: an invalid budget, no candidates, or a budget below what the smallest
+/// factorisation of every layer gives (the message states that minimum).
 ///
 /// ```
-/// use deepcompress_lowrank::rank::{allocate, Budget, Candidate};
+/// use deepcompress_lowrank::rank::{allocate, Budget, Candidate, Choice};
 /// // Two 100x100 layers: the first has a fast-decaying spectrum, the second a flat one.
 /// let fast: Vec<f32> = (0..100).map(|i| 0.7_f32.powi(i)).collect();
 /// let flat = vec![1.0_f32; 100];
 /// let layers = [Candidate::new("a", (100, 100), fast, 0, 1), Candidate::new("b", (100, 100), flat, 0, 1)];
-/// let ranks = allocate(&layers, Budget::ParamFraction(0.6))?;
+/// let choices = allocate(&layers, Budget::ParamFraction(0.6))?;
 /// // The flat layer is worth keeping dense; the fast one gives up its tail.
-/// assert_eq!(ranks[1], None);
+/// assert_eq!(choices[1], Choice::Dense);
 /// // 12,000 of 20,000 parameters: 10,000 for `b`, 10 x (100 + 100) for `a`.
-/// assert_eq!(ranks[0], Some(10));
+/// assert_eq!(choices[0], Choice::Rank(10));
 /// assert!(allocate(&layers, Budget::Params(100)).is_err());
 /// # Ok::<(), deepcompress_lowrank::LowRankError>(())
 /// ```
-pub fn allocate(layers: &[Candidate], budget: Budget) -> Result<Vec<Option<usize>>> {
+pub fn allocate(layers: &[Candidate], budget: Budget) -> Result<Vec<Choice>> {
     budget.check()?;
     if layers.is_empty() {
         return Err(LowRankError::NothingSelected {
@@ -165,22 +308,18 @@ pub fn allocate(layers: &[Candidate], budget: Budget) -> Result<Vec<Option<usize
             hint: " to allocate ranks to".into(),
         });
     }
-    let unit = |c: &Candidate| if budget.uses_macs() { c.macs_per_weight } else { 1 };
-    let cost = |c: &Candidate, r: Option<usize>| c.weights(r) * unit(c);
-    let fixed: u64 = layers.iter().map(|c| c.fixed_params * unit(c)).sum();
-    let dense: u64 = layers.iter().map(|c| cost(c, None)).sum::<u64>() + fixed;
+    let macs = budget.uses_macs();
+    let fixed: u64 =
+        layers.iter().map(|c| c.fixed_params * if macs { c.macs_per_weight } else { 1 }).sum();
+    let dense: u64 = layers.iter().map(|c| c.cost(Choice::Dense, macs)).sum::<u64>() + fixed;
     let limit = match budget {
         Budget::ParamFraction(f) | Budget::MacFraction(f) => (f * dense as f64).floor() as u64,
         Budget::Params(p) => p,
         Budget::Bytes(b) => b / 4,
     };
-    let floor: u64 = layers
-        .iter()
-        .map(|c| cost(c, if c.largest_saving_rank().is_some() { Some(1) } else { None }))
-        .sum::<u64>()
-        + fixed;
+    let floor: u64 = layers.iter().map(|c| c.cost(c.smallest(macs), macs)).sum::<u64>() + fixed;
     if floor > limit {
-        let what = if budget.uses_macs() { "multiply-accumulates" } else { "parameters" };
+        let what = if macs { "multiply-accumulates" } else { "parameters" };
         return Err(LowRankError::Budget {
             reason: format!(
                 "{budget:?} allows {limit} {what}, but rank 1 in every layer still needs {floor} (dense: {dense})"
@@ -188,28 +327,20 @@ pub fn allocate(layers: &[Candidate], budget: Budget) -> Result<Vec<Option<usize
         });
     }
 
-    let mut ranks: Vec<Option<usize>> = vec![None; layers.len()];
+    let mut choices = vec![Choice::Dense; layers.len()];
     let mut total = dense;
-    let mut heap = BinaryHeap::new();
-    let totals: Vec<f64> = layers.iter().map(|c| c.energy(0).max(f64::MIN_POSITIVE)).collect();
-    let step = |i: usize, from: Option<usize>| -> Option<Step> {
-        let c = &layers[i];
-        let to = match from {
-            None => c.largest_saving_rank()?,
-            Some(1) => return None,
-            Some(r) => r - 1,
-        };
-        let saved = (cost(c, from) - cost(c, Some(to))) as f64;
-        let lost = (c.energy(to) - from.map_or(0.0, |r| c.energy(r))) / totals[i];
-        Some(Step { layer: i, to, loss_per_unit: lost / saved })
+    let step = |i: usize, from: Choice| -> Option<Step> {
+        let to = layers[i].next(from, macs)?;
+        Some(Step { layer: i, to, loss_per_unit: layers[i].loss_per_unit(from, to, macs) })
     };
-    heap.extend((0..layers.len()).filter_map(|i| step(i, None)));
+    let mut heap: BinaryHeap<Step> =
+        (0..layers.len()).filter_map(|i| step(i, Choice::Dense)).collect();
     while total > limit {
         let Some(s) = heap.pop() else { break };
         let c = &layers[s.layer];
-        total -= cost(c, ranks[s.layer]) - cost(c, Some(s.to));
-        ranks[s.layer] = Some(s.to);
-        heap.extend(step(s.layer, Some(s.to)));
+        total -= c.cost(choices[s.layer], macs) - c.cost(s.to, macs);
+        choices[s.layer] = s.to;
+        heap.extend(step(s.layer, s.to));
     }
-    Ok(ranks)
+    Ok(choices)
 }

@@ -5,6 +5,6 @@ mod global;
 mod rule;
 mod vbmf;
 
-pub use global::{Budget, Candidate, allocate};
+pub use global::{Budget, Candidate, Choice, Form, allocate};
 pub use rule::Rank;
 pub use vbmf::{Vbmf, vbmf, vbmf_from_spectrum, vbmf_tucker_ranks};

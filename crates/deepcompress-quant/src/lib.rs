@@ -1,0 +1,32 @@
+//! Quantization for deepcompress (family 1 of Cheng et al., IEEE SPM 2018: quantization
+//! and binarization).
+//!
+//! This first part is uniform quantization with real low-bit storage: a [`QuantTensor`]
+//! holds packed 2- to 8-bit (or 16-bit) codes and its scales, and reports its exact size.
+//! Calibration, integer kernels, QAT, binary/ternary weights, GPTQ and product
+//! quantization build on it.
+//!
+//! ```
+//! use deepcompress_core::tensor::Tensor;
+//! use deepcompress_quant::{Granularity, QuantScheme, QuantTensor};
+//! use ndarray::Array2;
+//!
+//! let w = Array2::from_shape_fn((64, 128), |(i, j)| ((i * 7 + j * 13) % 29) as f32 / 29.0 - 0.5);
+//! let scheme = QuantScheme::new(4).granularity(Granularity::PerGroup { rows: 1, cols: 32 });
+//! let q = QuantTensor::quantize(&w.clone().into_dyn(), &scheme)?;
+//! // 4 bits per weight plus one f32 scale per 32 weights: 5 bits per weight.
+//! assert_eq!(q.storage_bits(), 64 * 128 * 4 + 64 * 4 * 32);
+//! let err = (&q.to_dense() - &w.into_dyn()).mapv(f32::abs).fold(0.0_f32, |a, &b| a.max(b));
+//! assert!(err <= q.max_scale() / 2.0 + 1e-6);
+//! # Ok::<(), deepcompress_quant::QuantError>(())
+//! ```
+#![deny(missing_docs)]
+
+pub mod error;
+pub mod pack;
+mod scheme;
+mod tensor;
+
+pub use error::{QuantError, Result};
+pub use scheme::{Granularity, QuantScheme, Rounding};
+pub use tensor::QuantTensor;

@@ -1,0 +1,152 @@
+//! Invariants of uniform quantization: error bounds, exact sizes, packing round trips,
+//! exact constant tensors, refusals.
+
+use deepcompress_core::tensor::Tensor;
+use deepcompress_quant::pack::Packed;
+use deepcompress_quant::{Granularity, QuantScheme, QuantTensor, Rounding};
+use ndarray::{Array2, ArrayD};
+use proptest::prelude::*;
+
+fn bits() -> impl Strategy<Value = u8> {
+    prop_oneof![2u8..=8, Just(16u8)]
+}
+
+fn granularity() -> impl Strategy<Value = Granularity> {
+    prop_oneof![
+        Just(Granularity::PerTensor),
+        Just(Granularity::PerChannel),
+        (1usize..4, 1usize..9).prop_map(|(rows, cols)| Granularity::PerGroup { rows, cols }),
+    ]
+}
+
+fn matrix() -> impl Strategy<Value = Array2<f32>> {
+    (1usize..9, 1usize..17).prop_flat_map(|(r, c)| {
+        prop::collection::vec(-10.0f32..10.0, r * c)
+            .prop_map(move |v| Array2::from_shape_vec((r, c), v).unwrap())
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Packing any codes that fit in `b` bits and unpacking gives them back.
+    #[test]
+    fn packing_round_trips(b in 1u8..=16, raw in prop::collection::vec(any::<u16>(), 0..70)) {
+        let mask = if b == 16 { u16::MAX } else { (1u16 << b) - 1 };
+        let codes: Vec<u16> = raw.iter().map(|c| c & mask).collect();
+        let p = Packed::pack(&codes, b).unwrap();
+        prop_assert_eq!(p.unpack(), codes.clone());
+        prop_assert_eq!(p.storage_bits(), ((codes.len() * b as usize).div_ceil(8) * 8) as u64);
+    }
+
+    /// Round to nearest: every value within half a step of its block's scale.
+    #[test]
+    fn nearest_error_is_at_most_half_a_step(
+        w in matrix(), b in bits(), sym in any::<bool>(), g in granularity()
+    ) {
+        let mut s = QuantScheme::new(b).granularity(g);
+        if !sym { s = s.asymmetric(); }
+        let q = QuantTensor::quantize(&w.clone().into_dyn(), &s).unwrap();
+        let back = q.to_dense();
+        for ((i, j), &x) in w.indexed_iter() {
+            let step = q.scale_at(i, j);
+            let err = (x - back[[i, j]]).abs();
+            prop_assert!(err <= step / 2.0 * (1.0 + 1e-5) + 1e-6, "({i},{j}) {x}: err {err}, step {step}");
+        }
+    }
+
+    /// The stored size is the packed codes plus an f32 scale (and a b-bit zero point) per block.
+    #[test]
+    fn storage_is_exact(w in matrix(), b in bits(), sym in any::<bool>(), g in granularity()) {
+        let mut s = QuantScheme::new(b).granularity(g);
+        if !sym { s = s.asymmetric(); }
+        let q = QuantTensor::quantize(&w.clone().into_dyn(), &s).unwrap();
+        let blocks = q.scales().len() as u64;
+        let codes = (w.len() as u64 * b as u64).div_ceil(8) * 8;
+        let zeros = if sym { 0 } else { (blocks * b as u64).div_ceil(8) * 8 };
+        prop_assert_eq!(q.storage_bits(), codes + 32 * blocks + zeros);
+    }
+
+    /// A constant tensor (zero range) is stored exactly, whatever the scheme.
+    #[test]
+    fn constant_tensors_are_exact(c in -5.0f32..5.0, zero in any::<bool>(), b in bits(), sym in any::<bool>(), g in granularity()) {
+        let c = if zero { 0.0 } else { c };
+        let w = ArrayD::from_elem(vec![3, 5], c);
+        let mut s = QuantScheme::new(b).granularity(g);
+        if !sym { s = s.asymmetric(); }
+        let q = QuantTensor::quantize(&w, &s).unwrap();
+        prop_assert_eq!(q.to_dense(), w);
+    }
+}
+
+/// Rows of very different ranges: one scale per row loses less than one for all.
+#[test]
+fn per_channel_error_is_below_per_tensor_error() {
+    let w = Array2::from_shape_fn((8, 64), |(i, j)| {
+        2f32.powi(i as i32 - 4) * (((j * 37 + i * 11) % 23) as f32 / 11.0 - 1.0)
+    })
+    .into_dyn();
+    for b in [2, 3, 4, 8] {
+        let sse = |g| {
+            let q = QuantTensor::quantize(&w, &QuantScheme::new(b).granularity(g)).unwrap();
+            (&q.to_dense() - &w).mapv(|d| (d as f64).powi(2)).sum()
+        };
+        let (channel, tensor) = (sse(Granularity::PerChannel), sse(Granularity::PerTensor));
+        assert!(channel < tensor, "{b} bits: per-channel {channel} vs per-tensor {tensor}");
+        let group = sse(Granularity::PerGroup { rows: 1, cols: 16 });
+        assert!(group <= channel * 1.0001, "{b} bits: per-group {group} vs per-channel {channel}");
+    }
+}
+
+/// Stochastic rounding is unbiased: the mean over seeds approaches the value, and every
+/// single rounding is within one step.
+#[test]
+fn stochastic_rounding_is_unbiased() {
+    let w = Array2::from_shape_fn((4, 16), |(i, j)| (i as f32 - 1.5) * 0.37 + j as f32 * 0.013)
+        .into_dyn();
+    let mut mean = ArrayD::<f64>::zeros(w.shape());
+    let runs = 400;
+    for seed in 0..runs {
+        let s = QuantScheme::new(3).rounding(Rounding::Stochastic { seed });
+        let q = QuantTensor::quantize(&w, &s).unwrap();
+        let back = q.to_dense();
+        for ((idx, &x), &y) in w.indexed_iter().zip(back.iter()) {
+            assert!((x - y).abs() <= q.scale_at(idx[0], 0) * (1.0 + 1e-5), "{x} -> {y}");
+        }
+        mean += &back.mapv(f64::from);
+    }
+    mean /= runs as f64;
+    let q = QuantTensor::quantize(&w, &QuantScheme::new(3)).unwrap();
+    for ((idx, &x), &m) in w.indexed_iter().zip(mean.iter()) {
+        // Standard error of a mean of 400 draws of a two-point variable: < step / 40.
+        assert!((m - x as f64).abs() < q.scale_at(idx[0], 0) as f64 / 10.0, "{x} vs mean {m}");
+    }
+    // The same seed gives the same bits.
+    let s = QuantScheme::new(3).rounding(Rounding::Stochastic { seed: 7 });
+    assert_eq!(QuantTensor::quantize(&w, &s).unwrap(), QuantTensor::quantize(&w, &s).unwrap());
+}
+
+#[test]
+fn bad_input_is_refused() {
+    let w = ArrayD::from_elem(vec![2, 2], 1.0f32);
+    for b in [0u8, 1, 9, 15, 17] {
+        let e = QuantTensor::quantize(&w, &QuantScheme::new(b)).unwrap_err();
+        assert!(e.to_string().contains("bits"), "{e}");
+    }
+    let g = QuantScheme::new(4).granularity(Granularity::PerGroup { rows: 0, cols: 4 });
+    assert!(QuantTensor::quantize(&w, &g).unwrap_err().to_string().contains("group"));
+    let mut nan = w.clone();
+    nan[[1, 0]] = f32::NAN;
+    assert!(
+        QuantTensor::quantize(&nan, &QuantScheme::new(8))
+            .unwrap_err()
+            .to_string()
+            .contains("non-finite")
+    );
+    let q = QuantTensor::quantize(&w, &QuantScheme::new(8)).unwrap();
+    assert!(q.matmul(ndarray::Array2::zeros((3, 1)).view()).is_err());
+    assert_eq!(
+        q.matmul(ndarray::Array2::ones((2, 1)).view()).unwrap(),
+        ndarray::array![[2.0], [2.0]]
+    );
+}

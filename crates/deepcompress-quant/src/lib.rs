@@ -24,9 +24,11 @@
 
 pub mod error;
 pub mod pack;
+mod pass;
 mod scheme;
 mod tensor;
 
 pub use error::{QuantError, Result};
+pub use pass::QuantizeWeights;
 pub use scheme::{Granularity, QuantScheme, Rounding};
 pub use tensor::QuantTensor;

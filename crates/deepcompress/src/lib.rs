@@ -21,6 +21,11 @@ pub use deepcompress_prune as prune;
 #[cfg(feature = "lowrank")]
 pub use deepcompress_lowrank as lowrank;
 
+/// Quantization (feature `quant`, on by default): uniform quantization with packed
+/// low-bit storage and weight-only post-training quantization so far.
+#[cfg(feature = "quant")]
+pub use deepcompress_quant as quant;
+
 /// The core crate: tensors, layers, model tree, training, data, I/O, linalg, passes.
 pub use deepcompress_core as core;
 pub use deepcompress_core::{

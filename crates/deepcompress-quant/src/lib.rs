@@ -23,6 +23,7 @@
 #![deny(missing_docs)]
 
 pub mod error;
+pub mod kernels;
 pub mod pack;
 mod pass;
 mod scheme;

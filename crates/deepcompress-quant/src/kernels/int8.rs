@@ -163,7 +163,7 @@ mod tests {
 
     #[test]
     fn simd_and_portable_dots_agree_exactly() {
-        for n in [0, 1, 31, 32, 33, 100, 257] {
+        for n in [0usize, 1, 31, 32, 33, 100, 257] {
             let a: Vec<i8> = (0..n).map(|i| ((i * 37 % 255) as i32 - 127) as i8).collect();
             let b: Vec<i8> = (0..n).map(|i| ((i * 91 % 255) as i32 - 127) as i8).collect();
             assert_eq!(dot_fn()(&a, &b), dot_portable(&a, &b), "n = {n}");

@@ -1,7 +1,8 @@
 //! Integer kernels against f32, as ratios within one run: a 4096x4096 weight times one
 //! vector (GEMV), our f32 path (faer GEMM with one column, as a Linear at batch 1 runs)
 //! against the int8 kernel (per-row int8 weights, dynamically quantized int8 input,
-//! i32 accumulation, AVX2 when the CPU has it).
+//! i32 accumulation, AVX2 when the CPU has it) and the 4-bit kernel (a scale per 64
+//! weights, unpacked on the fly).
 //!
 //! ```text
 //! cargo bench -p deepcompress-benches --bench quant
@@ -10,7 +11,7 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use deepcompress::core::ops::matmul;
 use deepcompress_benches::lowrank::weight_like;
-use deepcompress_quant::kernels::Int8Matrix;
+use deepcompress_quant::kernels::{Int4Matrix, Int8Matrix};
 use ndarray::Array2;
 use std::hint::black_box;
 
@@ -20,10 +21,12 @@ fn gemv_4096(c: &mut Criterion) {
     let x: Vec<f32> = (0..n).map(|j| ((j * 31) % 17) as f32 / 8.5 - 1.0).collect();
     let xcol = Array2::from_shape_vec((n, 1), x.clone()).expect("column");
     let q = Int8Matrix::from_f32(w.view()).expect("finite");
+    let q4 = Int4Matrix::from_f32(w.view()).expect("finite");
     let mut g = c.benchmark_group("gemv_4096");
     g.sample_size(50);
     g.bench_function("f32", |b| b.iter(|| matmul(black_box(w.view()), black_box(xcol.view()))));
     g.bench_function("int8", |b| b.iter(|| q.gemv(black_box(&x)).expect("gemv")));
+    g.bench_function("int4_g64", |b| b.iter(|| q4.gemv(black_box(&x)).expect("gemv")));
     g.finish();
 }
 

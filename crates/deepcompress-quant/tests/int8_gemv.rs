@@ -1,6 +1,6 @@
-//! The int8 GEMV computes exactly the product of the dequantized operands.
+//! The int8 and 4-bit GEMVs compute exactly the product of the dequantized operands.
 
-use deepcompress_quant::kernels::{Int8Matrix, quantize_activations};
+use deepcompress_quant::kernels::{Int4Matrix, Int8Matrix, quantize_activations};
 use ndarray::Array2;
 use proptest::prelude::*;
 
@@ -27,6 +27,32 @@ proptest! {
             prop_assert!((y[i] as f64 - want).abs() <= tol, "row {i}: {} vs {want}", y[i]);
         }
     }
+
+    /// The same for 4-bit weights with a scale per group of 64, rows padded to groups.
+    #[test]
+    fn int4_gemv_equals_the_simulation(
+        rows in 1usize..20, cols in 1usize..200, seed in 0u64..1000
+    ) {
+        let w = Array2::from_shape_fn((rows, cols), |(i, j)| {
+            (((i * 131 + j * 71 + seed as usize * 7) % 997) as f32 / 498.5 - 1.0) * (1.0 + j as f32 / 64.0)
+        });
+        let x: Vec<f32> = (0..cols).map(|j| ((j * 53 + seed as usize) % 89) as f32 / 44.5 - 1.0).collect();
+        let q = Int4Matrix::from_f32(w.view()).unwrap();
+        let y = q.gemv(&x).unwrap();
+        let (xq, sx) = quantize_activations(&x).unwrap();
+        let wd = q.to_f32();
+        for i in 0..rows {
+            let terms: Vec<f64> = (0..cols).map(|j| wd[[i, j]] as f64 * (xq[j] as f64 * sx as f64)).collect();
+            let want: f64 = terms.iter().sum();
+            let tol = 1e-5 * terms.iter().map(|t| t.abs()).sum::<f64>() + 1e-6;
+            prop_assert!((y[i] as f64 - want).abs() <= tol, "row {i}: {} vs {want}", y[i]);
+            // And within half a step of each group's scale from the original weights.
+            for j in 0..cols {
+                let step = (0..cols).filter(|k| k / 64 == j / 64).map(|k| w[[i, k]].abs()).fold(0.0f32, f32::max) / 7.0;
+                prop_assert!((wd[[i, j]] - w[[i, j]]).abs() <= step / 2.0 * (1.0 + 1e-5) + 1e-7);
+            }
+        }
+    }
 }
 
 #[test]
@@ -41,4 +67,7 @@ fn bad_input_is_refused() {
     // All-zero input and weights: exact zeros, no division by zero.
     let z = Int8Matrix::from_f32(Array2::<f32>::zeros((2, 3)).view()).unwrap();
     assert_eq!(z.gemv(&[0.0; 3]).unwrap(), vec![0.0, 0.0]);
+    let q4 = Int4Matrix::from_f32(w.view()).unwrap();
+    assert!(q4.gemv(&[1.0, 2.0]).is_err());
+    assert!(Int4Matrix::from_f32(bad.view()).is_err());
 }

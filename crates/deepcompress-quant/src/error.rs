@@ -45,6 +45,15 @@ impl QuantError {
             reason: reason.into(),
         }
     }
+
+    /// Wraps this error for the core [`Pass`](deepcompress_core::pass::Pass) interface;
+    /// core errors pass through unchanged.
+    pub fn into_core(self, pass: &str) -> CoreError {
+        match self {
+            QuantError::Core(e) => e,
+            other => CoreError::Pass { pass: pass.to_string(), source: Box::new(other) },
+        }
+    }
 }
 
 /// Result alias of this crate.

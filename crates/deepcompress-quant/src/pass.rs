@@ -3,11 +3,11 @@
 use crate::error::{QuantError, Result};
 use crate::scheme::QuantScheme;
 use crate::tensor::QuantTensor;
+use deepcompress_core::Param;
 use deepcompress_core::layer::{CompressedConv2d, CompressedLinear, Conv2d, Layer, Linear};
 use deepcompress_core::model::{Model, Selector};
 use deepcompress_core::pass::{Pass, PassContext, PassReport};
 use deepcompress_core::tensor::Tensor;
-use deepcompress_core::{CoreError, Param};
 use ndarray::Array1;
 
 /// Replaces each selected Linear and Conv2d by an inference layer whose weight is a
@@ -93,7 +93,7 @@ impl Pass for QuantizeWeights {
     }
 
     fn validate(&self, model: &Model) -> deepcompress_core::Result<()> {
-        self.prepare(model).map(|_| ()).map_err(|e| into_core(e, &self.name()))
+        self.prepare(model).map(|_| ()).map_err(|e| e.into_core(&self.name()))
     }
 
     fn apply(
@@ -102,7 +102,7 @@ impl Pass for QuantizeWeights {
         _ctx: &mut PassContext<'_>,
     ) -> deepcompress_core::Result<PassReport> {
         let name = self.name();
-        let layers = self.prepare(model).map_err(|e| into_core(e, &name))?;
+        let layers = self.prepare(model).map_err(|e| e.into_core(&name))?;
         let mut report = PassReport { pass: name, ..PassReport::default() };
         for (path, layer, bits) in layers {
             let encoding = layer.encoding();
@@ -111,14 +111,6 @@ impl Pass for QuantizeWeights {
             report.layers.push(path);
         }
         Ok(report)
-    }
-}
-
-/// Wraps a quantization error for the core `Pass` interface.
-fn into_core(e: QuantError, pass: &str) -> CoreError {
-    match e {
-        QuantError::Core(c) => c,
-        other => CoreError::Pass { pass: pass.to_string(), source: Box::new(other) },
     }
 }
 

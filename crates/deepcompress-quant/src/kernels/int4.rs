@@ -2,7 +2,7 @@
 //! 64, unpacked on the fly and multiplied by int8 activations with i32 accumulation.
 
 use super::int8::quantize_activations;
-use crate::error::{QuantError, Result};
+use crate::error::Result;
 use ndarray::ArrayView2;
 use rayon::prelude::*;
 
@@ -39,9 +39,7 @@ impl Int4Matrix {
     /// Quantizes `w` group by group (round to nearest, scale `max|group| / 7`).
     /// NaN or infinite weights are refused.
     pub fn from_f32(w: ArrayView2<f32>) -> Result<Self> {
-        if w.iter().any(|v| !v.is_finite()) {
-            return Err(QuantError::NonFinite { what: "the weight matrix".into() });
-        }
+        super::check_weights(w)?;
         let (rows, cols) = w.dim();
         let groups = cols.div_ceil(GROUP);
         let mut packed = vec![0u8; rows * groups * GROUP / 2];
@@ -85,13 +83,7 @@ impl Int4Matrix {
     /// `y = W x` with `x` quantized to int8 (one scale); each group's dot product is exact
     /// in i32 and scaled by its group's scale. Rows run in parallel.
     pub fn gemv(&self, x: &[f32]) -> Result<Vec<f32>> {
-        if x.len() != self.cols {
-            return Err(QuantError::param(
-                "input length",
-                x.len(),
-                format!("must equal the {} columns", self.cols),
-            ));
-        }
+        super::check_input(x, self.cols)?;
         let (mut xq, sx) = quantize_activations(x)?;
         xq.resize(self.groups * GROUP, 0);
         let dot = row_dot_fn();
@@ -156,9 +148,8 @@ fn row_dot_avx2_safe(row: &[u8], scales: &[f32], x: &[i8]) -> f32 {
 }
 
 /// Per group: unpack 64 codes from one register (low nibbles: weights 0..32, high:
-/// 32..64), multiply with the `maddubs` sign trick of the int8 kernel (codes within ±7
-/// cannot saturate), widen to i32, convert and accumulate `scale ×` it in f32 lanes; one
-/// horizontal sum per row.
+/// 32..64), multiply as the int8 kernel does ([`super::madd_i8`]), convert and accumulate
+/// `scale ×` it in f32 lanes; one horizontal sum per row.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn row_dot_avx2(row: &[u8], scales: &[f32], x: &[i8]) -> f32 {
@@ -169,7 +160,6 @@ unsafe fn row_dot_avx2(row: &[u8], scales: &[f32], x: &[i8]) -> f32 {
     unsafe {
         let nib = _mm256_set1_epi8(0x0F);
         let eight = _mm256_set1_epi8(8);
-        let ones = _mm256_set1_epi16(1);
         let mut acc = _mm256_setzero_ps();
         for (g, &s) in scales.iter().enumerate() {
             let v = _mm256_loadu_si256(row.as_ptr().add(g * GROUP / 2) as *const __m256i);
@@ -177,9 +167,7 @@ unsafe fn row_dot_avx2(row: &[u8], scales: &[f32], x: &[i8]) -> f32 {
             let hi = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(v, 4), nib), eight);
             let x0 = _mm256_loadu_si256(x.as_ptr().add(g * GROUP) as *const __m256i);
             let x1 = _mm256_loadu_si256(x.as_ptr().add(g * GROUP + 32) as *const __m256i);
-            let p0 = _mm256_maddubs_epi16(_mm256_sign_epi8(lo, lo), _mm256_sign_epi8(x0, lo));
-            let p1 = _mm256_maddubs_epi16(_mm256_sign_epi8(hi, hi), _mm256_sign_epi8(x1, hi));
-            let sum = _mm256_add_epi32(_mm256_madd_epi16(p0, ones), _mm256_madd_epi16(p1, ones));
+            let sum = _mm256_add_epi32(super::madd_i8(lo, x0), super::madd_i8(hi, x1));
             acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(s), acc);
         }
         let mut lanes = [0f32; 8];

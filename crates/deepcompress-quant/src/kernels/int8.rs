@@ -31,9 +31,7 @@ impl Int8Matrix {
     /// Quantizes `w` row by row (round to nearest, scale `max|row| / 127`).
     /// NaN or infinite weights are refused.
     pub fn from_f32(w: ArrayView2<f32>) -> Result<Self> {
-        if w.iter().any(|v| !v.is_finite()) {
-            return Err(QuantError::NonFinite { what: "the weight matrix".into() });
-        }
+        super::check_weights(w)?;
         let (rows, cols) = w.dim();
         let mut data = Vec::with_capacity(rows * cols);
         let mut scales = Vec::with_capacity(rows);
@@ -66,13 +64,7 @@ impl Int8Matrix {
     /// `y = W x`: `x` is quantized to int8 with one scale (`max|x| / 127`), each row's dot
     /// product is accumulated exactly in i32 and rescaled. Rows run in parallel.
     pub fn gemv(&self, x: &[f32]) -> Result<Vec<f32>> {
-        if x.len() != self.cols {
-            return Err(QuantError::param(
-                "input length",
-                x.len(),
-                format!("must equal the {} columns", self.cols),
-            ));
-        }
+        super::check_input(x, self.cols)?;
         let (xq, sx) = quantize_activations(x)?;
         let dot = dot_fn();
         let mut y = vec![0.0_f32; self.rows];
@@ -130,9 +122,7 @@ fn dot_avx2_safe(a: &[i8], b: &[i8]) -> i32 {
     unsafe { dot_avx2(a, b) }
 }
 
-/// 32 products per step: `|a| * (b * sign a)` with `maddubs` (unsigned x signed bytes to
-/// pairs of i16, which cannot saturate since codes stay within ±127), then `madd` with
-/// ones to i32.
+/// 32 products per step (see [`super::madd_i8`]), one horizontal sum at the end.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn dot_avx2(a: &[i8], b: &[i8]) -> i32 {
@@ -141,15 +131,11 @@ unsafe fn dot_avx2(a: &[i8], b: &[i8]) -> i32 {
     let chunks = n / 32;
     // SAFETY: every load reads 32 bytes at offset 32 * i < 32 * chunks <= n of both slices.
     unsafe {
-        let ones = _mm256_set1_epi16(1);
         let mut acc = _mm256_setzero_si256();
         for i in 0..chunks {
             let va = _mm256_loadu_si256(a.as_ptr().add(32 * i) as *const __m256i);
             let vb = _mm256_loadu_si256(b.as_ptr().add(32 * i) as *const __m256i);
-            let abs_a = _mm256_sign_epi8(va, va);
-            let b_signed = _mm256_sign_epi8(vb, va);
-            let pairs = _mm256_maddubs_epi16(abs_a, b_signed);
-            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, ones));
+            acc = _mm256_add_epi32(acc, super::madd_i8(va, vb));
         }
         let mut lanes = [0i32; 8];
         _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, acc);

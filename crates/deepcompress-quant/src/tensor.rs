@@ -218,6 +218,15 @@ fn block_params(lo: f32, hi: f32, s: &QuantScheme) -> Params {
         let (lo, hi) = (lo.min(0.0), hi.max(0.0));
         let scale = (hi - lo) / s.levels() as f32;
         let zero = (-lo / scale).round().clamp(0.0, s.levels() as f32) as i32;
+        // Rounding the zero point shifts the grid by up to half a step, which can leave an
+        // end of the range outside it; widen the step so both ends stay representable.
+        let mut scale = scale;
+        if zero < s.levels() {
+            scale = scale.max(hi / (s.levels() - zero) as f32);
+        }
+        if zero > 0 {
+            scale = scale.max(-lo / zero as f32);
+        }
         Params { scale, zero }
     }
 }

@@ -22,14 +22,24 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod binary;
 pub mod error;
 pub mod kernels;
 pub mod pack;
 mod pass;
+pub mod qat;
 mod scheme;
 mod tensor;
 
+pub use binary::{
+    BinaryConnect, BinaryMethod, BinaryScale, BinaryTensor, ConvertBinary, PrepareBinary,
+    TernaryTensor, TernaryWeights,
+};
 pub use error::{QuantError, Result};
 pub use pass::QuantizeWeights;
+pub use qat::{
+    ActQat, ConvertQat, FakeQuant, LsqActivation, LsqWeight, Pact, PositiveScalar, PrepareQat,
+    WeightQat,
+};
 pub use scheme::{Granularity, QuantScheme, Rounding};
 pub use tensor::QuantTensor;

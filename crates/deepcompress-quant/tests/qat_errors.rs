@@ -83,3 +83,30 @@ fn conversion_refuses_weights_that_became_non_finite_in_training() {
     let m = m;
     refuse(&ConvertQat::new(Selector::all()), &m, "fc3");
 }
+
+#[test]
+fn learned_steps_survive_a_state_round_trip() {
+    let prepare = || {
+        let mut m = deepcompress_core::models::lenet_300_100(0);
+        PrepareQat::new(Selector::all(), WeightQat::Lsq { bits: 4, per_channel: true })
+            .activations(ActQat::Lsq { bits: 4 })
+            .apply(&mut m, &mut PassContext::new(0))
+            .unwrap();
+        m
+    };
+    let mut trained = prepare();
+    let x = ndarray::ArrayD::from_shape_fn(vec![4, 784], |i| ((i[0] + i[1]) % 7) as f32 * 0.3);
+    let y = trained.predict(&x, 4).unwrap(); // initialises the activation steps from x
+    let sd = trained.state_dict();
+    assert!(sd.get_f32("relu1.step").is_ok() && sd.get_f32("fc1.weight_step").is_ok());
+    let mut fresh = prepare();
+    fresh.load_state_dict(&sd).unwrap();
+    // Another batch must not re-initialise the loaded steps.
+    let other = x.mapv(|v| v * 5.0);
+    fresh.predict(&other, 4).unwrap();
+    assert_eq!(
+        fresh.state_dict().get_f32("relu1.step").unwrap(),
+        sd.get_f32("relu1.step").unwrap()
+    );
+    assert_eq!(fresh.predict(&x, 4).unwrap(), y);
+}

@@ -68,7 +68,9 @@ pub struct LsqActivation {
     bits: u8,
     signed: bool,
     step: Param,
-    initialised: bool,
+    /// Buffer `initialized`: 1 once the step has been set (saved with the model, so a
+    /// loaded step is not re-initialised from the next batch).
+    initialized: ArrayD<f32>,
     input: Option<ArrayD<f32>>,
 }
 
@@ -79,7 +81,7 @@ impl LsqActivation {
         QuantScheme::new(bits).check()?;
         let mut step = Param::new(ArrayD::from_elem(IxDyn(&[1]), 1.0));
         step.set_constraint(Box::new(PositiveScalar::new(MIN_STEP, 0.0)));
-        Ok(Self { bits, signed, step, initialised: false, input: None })
+        Ok(Self { bits, signed, step, initialized: ArrayD::zeros(IxDyn(&[1])), input: None })
     }
 
     /// Starts from a given step instead (finite, > 0).
@@ -88,7 +90,7 @@ impl LsqActivation {
             return Err(QuantError::param("LSQ step", step, "must be finite and > 0"));
         }
         self.step.set_value(ArrayD::from_elem(IxDyn(&[1]), step));
-        self.initialised = true;
+        self.initialized.fill(1.0);
         Ok(self)
     }
 
@@ -119,13 +121,13 @@ impl Layer for LsqActivation {
 
     fn forward(&mut self, x: ArrayD<f32>, mode: Mode) -> deepcompress_core::Result<ArrayD<f32>> {
         let (qn, qp) = self.range();
-        if !self.initialised && !x.is_empty() {
+        if self.initialized[0] < 0.5 && !x.is_empty() {
             let signed = self.signed;
             let sum: f64 =
                 x.iter().map(|&v| if signed { v.abs() } else { v.max(0.0) } as f64).sum();
             let s = init_step((sum / x.len() as f64) as f32, qp);
             self.step.set_value(ArrayD::from_elem(IxDyn(&[1]), s));
-            self.initialised = true;
+            self.initialized.fill(1.0);
         }
         let s = self.step();
         let y = x.mapv(|v| lsq(v, s, qn, qp).0);
@@ -178,6 +180,14 @@ impl Layer for LsqActivation {
 
     fn params_mut(&mut self) -> Vec<(&'static str, &mut Param)> {
         vec![("step", &mut self.step)]
+    }
+
+    fn buffers(&self) -> Vec<(&'static str, &ArrayD<f32>)> {
+        vec![("initialized", &self.initialized)]
+    }
+
+    fn buffers_mut(&mut self) -> Vec<(&'static str, &mut ArrayD<f32>)> {
+        vec![("initialized", &mut self.initialized)]
     }
 
     fn encoding(&self) -> String {

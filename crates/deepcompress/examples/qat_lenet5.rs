@@ -26,6 +26,8 @@ use std::time::Instant;
 /// Fine-tuning rate of the 4-bit runs (and of the float control): a tenth of the rate the
 /// baseline ended its cosine schedule from is enough to move weights across 4-bit steps.
 const QAT_LR: f32 = 1e-5;
+/// Fine-tuning rate of the 3- and 2-bit QAT runs.
+const LOW_BIT_LR: f32 = 1e-4;
 /// Fine-tuning rate of the ternary and binary runs, whose weights move further.
 const BINARY_LR: f32 = 5e-4;
 
@@ -95,30 +97,44 @@ fn main() -> deepcompress::Result<()> {
     // the extra epochs are not credited to quantization.
     let mut control = float.clone();
     fit(&mut control, &train, ft, QAT_LR)?;
-    row(&format!("float, {ft} more epochs (control)"), &mut control, &test, Some(base))?;
+    row(
+        &format!("float, {ft} more epochs, lr {QAT_LR:.0e} (control)"),
+        &mut control,
+        &test,
+        Some(base),
+    )?;
 
-    for (g, label) in
-        [(Granularity::PerChannel, "per channel"), (Granularity::PerTensor, "per layer")]
-    {
+    // 4 bits per channel and per layer, with both QAT flavours; 3 and 2 bits per channel,
+    // where round-to-nearest starts to lose accuracy, with LSQ at a higher rate (its steps
+    // and the weights have further to move on a coarser grid).
+    let configs = [
+        (4u8, Granularity::PerChannel, QAT_LR, true),
+        (4, Granularity::PerTensor, QAT_LR, true),
+        (3, Granularity::PerChannel, LOW_BIT_LR, false),
+        (2, Granularity::PerChannel, LOW_BIT_LR, false),
+    ];
+    for (bits, g, lr, both) in configs {
+        let label = if g == Granularity::PerChannel { "per channel" } else { "per layer" };
         let mut ptq = float.clone();
-        QuantizeWeights::new(all.clone(), QuantScheme::new(4).granularity(g))
+        QuantizeWeights::new(all.clone(), QuantScheme::new(bits).granularity(g))
             .apply(&mut ptq, &mut ctx)?;
-        row(&format!("4-bit RTN PTQ ({label})"), &mut ptq, &test, Some(base))?;
-        let runs = [
-            ("LSQ", WeightQat::Lsq { bits: 4, per_channel: g == Granularity::PerChannel }),
-            ("min-max fake-quant", WeightQat::FakeQuant(QuantScheme::new(4).granularity(g))),
-        ];
+        row(&format!("{bits}-bit RTN PTQ ({label})"), &mut ptq, &test, Some(base))?;
+        let lsq = ("LSQ", WeightQat::Lsq { bits, per_channel: g == Granularity::PerChannel });
+        let minmax =
+            ("min-max fake-quant", WeightQat::FakeQuant(QuantScheme::new(bits).granularity(g)));
+        let runs = if both { vec![lsq, minmax] } else { vec![lsq] };
         for (name, weights) in runs {
             let mut qat = float.clone();
             PrepareQat::new(all.clone(), weights).apply(&mut qat, &mut ctx)?;
-            fit(&mut qat, &train, ft, QAT_LR)?;
+            fit(&mut qat, &train, ft, lr)?;
             ConvertQat::new(all.clone()).apply(&mut qat, &mut ctx)?;
-            row(&format!("4-bit {name} QAT ({label}, {ft} epochs)"), &mut qat, &test, Some(base))?;
+            let name = format!("{bits}-bit {name} QAT ({label}, {ft} epochs, lr {lr:.0e})");
+            row(&name, &mut qat, &test, Some(base))?;
         }
     }
 
     let methods = [
-        ("TWN ternary (per layer)", BinaryMethod::Ternary { factor: 0.7, per_channel: false }),
+        ("TWN ternary, per layer", BinaryMethod::Ternary { factor: 0.7, per_channel: false }),
         ("BinaryConnect + XNOR scaling", BinaryMethod::BinaryConnect(BinaryScale::PerChannel)),
     ];
     for (name, method) in methods {
@@ -126,7 +142,7 @@ fn main() -> deepcompress::Result<()> {
         PrepareBinary::new(all.clone(), method).apply(&mut m, &mut ctx)?;
         fit(&mut m, &train, ft, BINARY_LR)?;
         ConvertBinary::new(all.clone()).apply(&mut m, &mut ctx)?;
-        row(&format!("{name} ({ft} epochs)"), &mut m, &test, Some(base))?;
+        row(&format!("{name} ({ft} epochs, lr {BINARY_LR:.0e})"), &mut m, &test, Some(base))?;
     }
     println!("\n{:.0} s in all", start.elapsed().as_secs_f64());
     Ok(())

@@ -7,6 +7,8 @@ use deepcompress_core::model::{Model, Selector};
 use deepcompress_core::models::lenet_300_100;
 use deepcompress_core::pass::{Pass, PassContext};
 use deepcompress_core::train::{Adam, TrainConfig, Trainer, evaluate};
+use std::sync::OnceLock;
+
 use deepcompress_quant::{
     ActQat, BinaryMethod, BinaryScale, ConvertBinary, ConvertQat, PrepareBinary, PrepareQat,
     QuantScheme, QuantizeWeights, WeightQat,
@@ -17,6 +19,19 @@ fn data() -> (Dataset, Dataset) {
     let train = mnist.train.take(2000).normalize(MNIST_MEAN, MNIST_STD).unwrap();
     let test = mnist.test.take(1000).normalize(MNIST_MEAN, MNIST_STD).unwrap();
     (train, test)
+}
+
+/// The data, a float LeNet-300-100 trained 3 epochs on it, and its test accuracy; trained
+/// once and shared by the tests of this file.
+fn baseline() -> &'static (Dataset, Dataset, Model, f32) {
+    static BASE: OnceLock<(Dataset, Dataset, Model, f32)> = OnceLock::new();
+    BASE.get_or_init(|| {
+        let (train, test) = data();
+        let mut float = lenet_300_100(0);
+        fit(&mut float, &train, 3, 1e-3);
+        let base = accuracy(&mut float, &test);
+        (train, test, float, base)
+    })
 }
 
 fn fit(model: &mut Model, train: &Dataset, epochs: usize, lr: f32) {
@@ -42,53 +57,51 @@ fn convert_exactly(model: &mut Model, pass: &dyn Pass, test: &Dataset) {
 }
 
 #[test]
-fn low_bit_training_through_the_constraints() {
-    let (train, test) = data();
-    let mut float = lenet_300_100(0);
-    fit(&mut float, &train, 3, 1e-3);
-    let base = accuracy(&mut float, &test);
-    let f32_bits = bits(&float);
-
-    // 4-bit: round-to-nearest PTQ vs LSQ fine-tuning (with 8-bit LSQ activations).
+fn four_bit_lsq_qat_matches_or_beats_round_to_nearest() {
+    let (train, test, float, base) = baseline();
     let mut ptq = float.clone();
     QuantizeWeights::new(Selector::all(), QuantScheme::new(4))
         .apply(&mut ptq, &mut PassContext::new(0))
         .unwrap();
-    let ptq_acc = accuracy(&mut ptq, &test);
+    let ptq_acc = accuracy(&mut ptq, test);
     let mut qat = float.clone();
     PrepareQat::new(Selector::all(), WeightQat::Lsq { bits: 4, per_channel: true })
         .activations(ActQat::Lsq { bits: 8 })
         .apply(&mut qat, &mut PassContext::new(0))
         .unwrap();
-    fit(&mut qat, &train, 2, 2e-4);
-    convert_exactly(&mut qat, &ConvertQat::new(Selector::all()), &test);
-    let qat_acc = accuracy(&mut qat, &test);
+    fit(&mut qat, train, 2, 2e-4);
+    convert_exactly(&mut qat, &ConvertQat::new(Selector::all()), test);
+    let qat_acc = accuracy(&mut qat, test);
     assert_eq!(qat.layer("fc1").unwrap().encoding(), "int4");
     assert_eq!(bits(&qat), bits(&ptq) + 2 * 32, "same storage as PTQ plus two activation steps");
     eprintln!("float {base:.4}, 4-bit PTQ {ptq_acc:.4}, 4-bit LSQ QAT {qat_acc:.4}");
     assert!(qat_acc >= ptq_acc - 0.005, "QAT {qat_acc} vs PTQ {ptq_acc}");
     assert!(qat_acc >= base - 0.02, "QAT {qat_acc} vs float {base}");
+}
 
-    // Ternary (TWN) and binary (BinaryConnect + XNOR scaling) weights.
-    for (method, min_acc, max_bits) in [
-        (BinaryMethod::Ternary { factor: 0.7, per_channel: false }, base - 0.03, f32_bits / 12),
-        (BinaryMethod::BinaryConnect(BinaryScale::PerChannel), base - 0.06, f32_bits / 20),
-    ] {
-        let mut m = float.clone();
-        PrepareBinary::new(Selector::all(), method)
-            .apply(&mut m, &mut PassContext::new(0))
-            .unwrap();
-        let untrained = accuracy(&mut m, &test);
-        fit(&mut m, &train, 3, 5e-4);
-        convert_exactly(&mut m, &ConvertBinary::new(Selector::all()), &test);
-        let acc = accuracy(&mut m, &test);
-        eprintln!(
-            "{method:?}: before fine-tuning {untrained:.4}, after {acc:.4}, {} bits",
-            bits(&m)
-        );
-        assert!(acc >= min_acc && acc > 0.8, "{method:?}: {acc} (float {base})");
-        assert!(bits(&m) <= max_bits, "{method:?}: {} of {f32_bits} bits", bits(&m));
-    }
+/// Ternary or binary fine-tuning from the float baseline, converted to stored layers.
+fn binary_or_ternary(method: BinaryMethod, max_drop: f32, size_divisor: u64) {
+    let (train, test, float, base) = baseline();
+    let f32_bits = bits(float);
+    let mut m = float.clone();
+    PrepareBinary::new(Selector::all(), method).apply(&mut m, &mut PassContext::new(0)).unwrap();
+    let untrained = accuracy(&mut m, test);
+    fit(&mut m, train, 3, 5e-4);
+    convert_exactly(&mut m, &ConvertBinary::new(Selector::all()), test);
+    let acc = accuracy(&mut m, test);
+    eprintln!("{method:?}: before fine-tuning {untrained:.4}, after {acc:.4}, {} bits", bits(&m));
+    assert!(acc >= base - max_drop && acc > 0.8, "{method:?}: {acc} (float {base})");
+    assert!(bits(&m) <= f32_bits / size_divisor, "{method:?}: {} of {f32_bits} bits", bits(&m));
+}
+
+#[test]
+fn ternary_weights_train() {
+    binary_or_ternary(BinaryMethod::Ternary { factor: 0.7, per_channel: false }, 0.03, 12);
+}
+
+#[test]
+fn binary_weights_train() {
+    binary_or_ternary(BinaryMethod::BinaryConnect(BinaryScale::PerChannel), 0.06, 20);
 }
 
 #[test]

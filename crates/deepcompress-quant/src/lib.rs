@@ -22,6 +22,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod calibrate;
 pub mod error;
 pub mod kernels;
 pub mod pack;
@@ -29,6 +30,7 @@ mod pass;
 mod scheme;
 mod tensor;
 
+pub use calibrate::{ActQuant, Calibration, Observer};
 pub use error::{QuantError, Result};
 pub use pass::QuantizeWeights;
 pub use scheme::{Granularity, QuantScheme, Rounding};

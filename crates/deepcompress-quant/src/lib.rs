@@ -28,10 +28,12 @@ pub mod kernels;
 pub mod pack;
 mod pass;
 mod scheme;
+mod static_ptq;
 mod tensor;
 
 pub use calibrate::{ActQuant, Calibration, Observer};
 pub use error::{QuantError, Result};
 pub use pass::QuantizeWeights;
 pub use scheme::{Granularity, QuantScheme, Rounding};
+pub use static_ptq::{QConv2d, QLinear, StaticQuantize};
 pub use tensor::QuantTensor;

@@ -91,12 +91,6 @@ impl Histogram {
         }
         self.radius
     }
-
-    /// Counts of `|x|` in `BINS / 2` bins over `[0, radius]`.
-    pub(crate) fn folded(&self) -> Vec<u64> {
-        let half = BINS / 2;
-        (0..half).map(|i| self.counts[half + i] + self.counts[half - 1 - i]).collect()
-    }
 }
 
 #[cfg(test)]

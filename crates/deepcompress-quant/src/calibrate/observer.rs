@@ -163,11 +163,7 @@ impl Observer {
                 search::percentile(&self.histogram, percent as f64, observed)
             }
             Calibration::Mse => search::mse(&self.histogram, self.bits, observed),
-            Calibration::Kl => {
-                // Non-negative data (after ReLU) uses every level on one side.
-                let levels = if self.min >= 0.0 { 1 << self.bits } else { 1 << (self.bits - 1) };
-                search::kl(&self.histogram, levels, observed)
-            }
+            Calibration::Kl => search::kl(&self.histogram, self.bits, observed),
         };
         Ok(range)
     }

@@ -52,25 +52,37 @@ pub(crate) fn mse(h: &Histogram, bits: u8, (min, max): (f32, f32)) -> (f32, f32)
     best.0
 }
 
-/// TensorRT-style entropy calibration on the histogram of `|x|`: the threshold whose
-/// quantized distribution (`levels` bins) loses least information, measured as
-/// KL(P || Q) with the clipped mass folded into the last bin of P.
-pub(crate) fn kl(h: &Histogram, levels: usize, (min, max): (f32, f32)) -> (f32, f32) {
-    let folded = h.folded();
+/// TensorRT-style entropy calibration: the threshold whose quantized distribution
+/// (`levels` bins) loses least information, measured as KL(P || Q) with the clipped mass
+/// folded into the last bin of P. TensorRT searches one symmetric threshold on `|x|`;
+/// here each side of zero gets its own, so that a one-sided spike (the background of a
+/// normalised image, say) does not decide the clipping of the other side.
+pub(crate) fn kl(h: &Histogram, bits: u8, (min, max): (f32, f32)) -> (f32, f32) {
+    let half = h.counts().len() / 2;
+    let positive = &h.counts()[half..];
+    let negative: Vec<u64> = h.counts()[..half].iter().rev().copied().collect();
+    let two_sided = min < 0.0 && max > 0.0;
+    let levels = if two_sided { 1 << (bits - 1) } else { 1 << bits };
     let width = h.bin_width();
-    let last = folded.iter().rposition(|&c| c > 0).map_or(0, |i| i + 1);
+    let hi = kl_threshold(positive, levels).map_or(max, |b| (b as f32 * width).min(max));
+    let lo = kl_threshold(&negative, levels).map_or(min, |b| (-(b as f32) * width).max(min));
+    (lo.min(0.0), hi.max(0.0))
+}
+
+/// The number of bins (from zero) to keep, or `None` when every bin can be kept.
+fn kl_threshold(bins: &[u64], levels: usize) -> Option<usize> {
+    let last = bins.iter().rposition(|&c| c > 0)? + 1;
     if last <= levels {
-        return (min, max);
+        return None;
     }
     let mut best = (last, f64::INFINITY);
     for end in levels..=last {
-        let d = kl_at(&folded, end, levels);
+        let d = kl_at(bins, end, levels);
         if d < best.1 {
             best = (end, d);
         }
     }
-    let t = best.0 as f32 * width;
-    (min.max(-t).min(0.0), max.min(t).max(0.0))
+    Some(best.0)
 }
 
 /// KL(P || Q) for the threshold after `end` bins.

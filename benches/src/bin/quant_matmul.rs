@@ -45,7 +45,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let x =
             Array2::from_shape_fn((batch, N), |(i, j)| ((i * 7 + j * 31) % 17) as f32 / 8.5 - 1.0);
         let xs: Vec<f32> = x.row(0).to_vec();
-        let mut line = |kernel: &str, secs: f64| {
+        let line = |kernel: &str, secs: f64| {
             println!("{}", serde_json::json!({"batch": batch, "kernel": kernel, "seconds": secs}));
         };
         line(

@@ -138,6 +138,78 @@ impl QuantTensor {
         })
     }
 
+    /// A symmetric tensor from signed codes (row-major over `[shape[0], rest]`) and one
+    /// scale per block of `scheme`'s granularity: how quantization-aware training stores
+    /// exactly the codes it simulated with its own (learned) steps.
+    ///
+    /// Codes may use the full signed range `-2^(b-1) ..= 2^(b-1) - 1`. Errors: an invalid
+    /// or affine scheme, a code out of range, a wrong number of codes or scales, or a
+    /// scale that is not finite and positive.
+    ///
+    /// ```
+    /// use deepcompress_core::tensor::Tensor;
+    /// use deepcompress_quant::{Granularity, QuantScheme, QuantTensor};
+    /// let s = QuantScheme::new(4).granularity(Granularity::PerTensor);
+    /// let q = QuantTensor::from_codes(&[2, 2], &s, &[-8, 0, 3, 7], vec![0.5])?;
+    /// assert_eq!(q.to_dense().into_raw_vec_and_offset().0, vec![-4.0, 0.0, 1.5, 3.5]);
+    /// assert!(QuantTensor::from_codes(&[2, 2], &s, &[8, 0, 0, 0], vec![0.5]).is_err());
+    /// # Ok::<(), deepcompress_quant::QuantError>(())
+    /// ```
+    pub fn from_codes(
+        shape: &[usize],
+        scheme: &QuantScheme,
+        codes: &[i32],
+        scales: Vec<f32>,
+    ) -> Result<Self> {
+        scheme.check()?;
+        if !scheme.symmetric {
+            return Err(QuantError::param("scheme", "affine", "from_codes takes symmetric codes"));
+        }
+        let (r, c) = matrix_dims(shape);
+        if codes.len() != r * c {
+            return Err(QuantError::param(
+                "codes",
+                codes.len(),
+                format!("shape {shape:?} needs {} codes", r * c),
+            ));
+        }
+        let blocks = Blocks::new(r, c, scheme.granularity);
+        if scales.len() != blocks.count() {
+            return Err(QuantError::param(
+                "scales",
+                scales.len(),
+                format!("{:?} over {shape:?} has {} blocks", scheme.granularity, blocks.count()),
+            ));
+        }
+        if let Some(s) = scales.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+            return Err(QuantError::param("scale", s, "must be finite and > 0"));
+        }
+        let offset = 1i32 << (scheme.bits - 1);
+        let mut stored = Vec::with_capacity(codes.len());
+        for &q in codes {
+            if !(-offset..offset).contains(&q) {
+                return Err(QuantError::param(
+                    "code",
+                    q,
+                    format!(
+                        "a {}-bit signed code is in [{}, {}]",
+                        scheme.bits,
+                        -offset,
+                        offset - 1
+                    ),
+                ));
+            }
+            stored.push((q + offset) as u16);
+        }
+        Ok(Self {
+            shape: shape.to_vec(),
+            scheme: *scheme,
+            codes: Packed::pack(&stored, scheme.bits)?,
+            scales,
+            zero_points: None,
+        })
+    }
+
     /// The scheme used.
     pub fn scheme(&self) -> &QuantScheme {
         &self.scheme

@@ -23,13 +23,17 @@
 #![deny(missing_docs)]
 
 pub mod error;
+pub mod gptq;
 pub mod kernels;
 pub mod pack;
 mod pass;
+pub mod product;
 mod scheme;
 mod tensor;
 
 pub use error::{QuantError, Result};
+pub use gptq::{Gptq, GptqConfig, GptqOutput, GptqStats, Hessian, gptq_quantize};
 pub use pass::QuantizeWeights;
+pub use product::{ProductConfig, ProductQuantize, ProductTensor};
 pub use scheme::{Granularity, QuantScheme, Rounding};
 pub use tensor::QuantTensor;

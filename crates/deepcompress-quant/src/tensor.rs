@@ -231,6 +231,64 @@ fn block_params(lo: f32, hi: f32, s: &QuantScheme) -> Params {
     }
 }
 
+/// The scale and zero point [`QuantTensor::quantize`] gives a block with values in
+/// `[lo, hi]` (crate-internal: GPTQ fits its groups with it).
+pub(crate) fn fit_block(lo: f32, hi: f32, s: &QuantScheme) -> (f32, i32) {
+    let p = block_params(lo, hi, s);
+    (p.scale, p.zero)
+}
+
+/// Smallest and largest code of a scheme, zero point included (crate-internal).
+pub(crate) fn code_bounds(s: &QuantScheme) -> (i32, i32) {
+    code_range(s)
+}
+
+impl QuantTensor {
+    /// A tensor from codes chosen elsewhere (crate-internal: GPTQ): `codes` in
+    /// [`code_bounds`] (row-major over the `[shape[0], rest]` view), one scale and zero
+    /// point per block of the scheme's granularity. Decoding gives
+    /// `(code - zero) * scale`, exactly what `quantize` stores for the same values.
+    pub(crate) fn from_codes(
+        shape: &[usize],
+        scheme: &QuantScheme,
+        codes: &[i32],
+        scales: Vec<f32>,
+        zeros: &[i32],
+    ) -> Result<Self> {
+        scheme.check()?;
+        let (r, c) = matrix_dims(shape);
+        let blocks = Blocks::new(r, c, scheme.granularity);
+        if codes.len() != r * c || scales.len() != blocks.count() || zeros.len() != blocks.count() {
+            return Err(QuantError::param(
+                "codes",
+                format!(
+                    "{} codes, {} scales, {} zero points",
+                    codes.len(),
+                    scales.len(),
+                    zeros.len()
+                ),
+                format!("shape {shape:?} needs {} codes and {} blocks", r * c, blocks.count()),
+            ));
+        }
+        let (lo, hi) = code_range(scheme);
+        let offset = if scheme.symmetric { 1i32 << (scheme.bits - 1) } else { 0 };
+        let packed: Vec<u16> = codes.iter().map(|&q| (q.clamp(lo, hi) + offset) as u16).collect();
+        let zero_points = if scheme.symmetric {
+            None
+        } else {
+            let z: Vec<u16> = zeros.iter().map(|&z| z.clamp(0, hi) as u16).collect();
+            Some(Packed::pack(&z, scheme.bits)?)
+        };
+        Ok(Self {
+            shape: shape.to_vec(),
+            scheme: *scheme,
+            codes: Packed::pack(&packed, scheme.bits)?,
+            scales,
+            zero_points,
+        })
+    }
+}
+
 impl Tensor for QuantTensor {
     fn encoding(&self) -> &'static str {
         match self.scheme.bits {

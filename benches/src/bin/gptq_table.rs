@@ -18,7 +18,7 @@ use deepcompress::layer::{Conv2d, Linear};
 use deepcompress::models::{lenet_300_100, lenet5};
 use deepcompress::ops::{ConvGeometry, im2col};
 use deepcompress::quant::gptq::{GptqConfig, Hessian, gptq_quantize};
-use deepcompress::quant::{QuantScheme, QuantTensor};
+use deepcompress::quant::{Granularity, QuantScheme, QuantTensor};
 use deepcompress::train::{Adam, TrainConfig, Trainer, evaluate};
 use deepcompress::{Model, Tensor};
 use ndarray::{Array2, ArrayD, Axis, Ix2, Ix4, concatenate};
@@ -147,6 +147,31 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             cells[3],
             secs
         );
+    }
+    println!();
+    println!("Groups of 128 inputs (one scale per row and group), structured matrices:");
+    println!();
+    println!("| weight | bits | RTN | GPTQ | GPTQ act-order |");
+    println!("|---|---|---|---|---|");
+    for c in cases.iter().filter(|c| c.name.starts_with("structured")) {
+        let h = Hessian::from_rows(c.calib.view(), &c.name)?;
+        let w = c.w.clone().into_dyn();
+        let dense = |q: &QuantTensor| q.to_dense().into_dimensionality::<Ix2>().expect("2-D");
+        for bits in [3, 4] {
+            let scheme =
+                QuantScheme::new(bits).granularity(Granularity::PerGroup { rows: 1, cols: 128 });
+            let rtn = QuantTensor::quantize(&w, &scheme)?;
+            let plain = gptq_quantize(&w, h.matrix().view(), &scheme, &GptqConfig::default())?;
+            let act = GptqConfig::default().act_order(true);
+            let ordered = gptq_quantize(&w, h.matrix().view(), &scheme, &act)?;
+            println!(
+                "| {} | {bits} | {:.4} | {:.4} | {:.4} |",
+                c.name,
+                relative_output_error(&c.w, &dense(&rtn), &c.held_out),
+                relative_output_error(&c.w, &dense(&plain.tensor), &c.held_out),
+                relative_output_error(&c.w, &dense(&ordered.tensor), &c.held_out)
+            );
+        }
     }
     Ok(())
 }

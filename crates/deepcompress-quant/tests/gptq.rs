@@ -277,6 +277,19 @@ fn refusals_are_typed_and_leave_the_model_unchanged() {
 }
 
 #[test]
+fn a_vector_is_one_row() {
+    let v = ArrayD::from_shape_fn(vec![6], |ix| ix[0] as f32 / 5.0 - 0.5);
+    let out = gptq_quantize(
+        &v,
+        Array2::<f64>::eye(6).view(),
+        &QuantScheme::new(4),
+        &GptqConfig::default(),
+    )
+    .unwrap();
+    assert_eq!(out.tensor, QuantTensor::quantize(&v, &QuantScheme::new(4)).unwrap());
+}
+
+#[test]
 fn dead_inputs_get_zero_weights() {
     // Input 2 is never excited: its column is zero after GPTQ and counted.
     let mut x = activations(200, 8, 5, 0);
@@ -333,4 +346,16 @@ fn hessian_from_batches_equals_hessian_from_all() {
     let d = &parts.matrix() - &all.matrix();
     let scale = all.matrix().iter().fold(0.0f64, |m, v| m.max(v.abs()));
     assert!(d.iter().all(|v| v.abs() < 1e-6 * scale));
+}
+
+#[test]
+fn same_result_on_one_thread_and_many() {
+    let w = structured_weight(70, 64, 12);
+    let x = activations(300, 64, 12, 0);
+    let h = Hessian::from_rows(x.view(), "fc").unwrap();
+    let scheme = QuantScheme::new(3).granularity(Granularity::PerGroup { rows: 1, cols: 16 });
+    let run = || gptq(&w, &h, &scheme, &GptqConfig::default().block_size(8));
+    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap().install(run);
+    let three = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap().install(run);
+    assert_eq!(one, three);
 }

@@ -141,3 +141,12 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn same_codebooks_on_one_thread_and_many() {
+    let w = weight(120, 64, 4);
+    let run = || ProductTensor::quantize(w.view(), &ProductConfig::new(4, 16), 9).unwrap();
+    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap().install(run);
+    let three = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap().install(run);
+    assert_eq!(one, three);
+}

@@ -146,9 +146,12 @@ pub fn gptq_quantize(
         return Err(QuantError::NonFinite { what: "the Hessian given to GPTQ".into() });
     }
     let shape = weights.shape().to_vec();
-    let rows = shape.first().copied().unwrap_or(1);
-    let cols: usize =
-        if shape.len() < 2 { shape.iter().product() } else { shape[1..].iter().product() };
+    // The `[shape[0], rest]` view of `QuantTensor` (a scalar or a vector is one row).
+    let (rows, cols) = match shape.as_slice() {
+        [] => (1, 1),
+        [n] => (1, *n),
+        [r, rest @ ..] => (*r, rest.iter().product()),
+    };
     if hessian.dim() != (cols, cols) {
         return Err(deepcompress_core::CoreError::shape(
             "GPTQ Hessian",

@@ -25,9 +25,11 @@
 pub mod binary;
 mod calibrate;
 pub mod error;
+pub mod gptq;
 pub mod kernels;
 pub mod pack;
 mod pass;
+pub mod product;
 pub mod qat;
 mod scheme;
 mod static_ptq;
@@ -39,7 +41,9 @@ pub use binary::{
 };
 pub use calibrate::{ActQuant, Calibration, Observer};
 pub use error::{QuantError, Result};
+pub use gptq::{Gptq, GptqConfig, GptqOutput, GptqStats, Hessian, gptq_quantize};
 pub use pass::QuantizeWeights;
+pub use product::{ProductConfig, ProductQuantize, ProductTensor};
 pub use qat::{
     ActQat, ConvertQat, FakeQuant, LsqActivation, LsqWeight, Pact, PositiveScalar, PrepareQat,
     WeightQat,

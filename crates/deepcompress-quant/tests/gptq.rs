@@ -196,12 +196,14 @@ fn gptq_beats_rtn_on_lenet5() {
     assert!(e_g < e_r, "logit error GPTQ {e_g} vs RTN {e_r}");
 }
 
-/// With `H = I` there is nothing to compensate: GPTQ must store exactly the codes of
-/// round-to-nearest, for every granularity and both symmetric and affine grids.
+/// With a diagonal `H` (uncorrelated inputs) there is nothing to compensate: GPTQ must
+/// store exactly the codes of round-to-nearest, for every granularity, both symmetric and
+/// affine grids, and with act-order (distinct diagonal entries, so columns are permuted).
 #[test]
-fn identity_hessian_reproduces_round_to_nearest_bit_for_bit() {
+fn diagonal_hessian_reproduces_round_to_nearest_bit_for_bit() {
     let w = structured_weight(40, 96, 3);
-    let h = Array2::<f64>::eye(96);
+    let h =
+        Array2::from_diag(&ndarray::Array1::from_shape_fn(96, |i| 1.0 + ((i * 37) % 96) as f64));
     for g in [
         Granularity::PerTensor,
         Granularity::PerChannel,

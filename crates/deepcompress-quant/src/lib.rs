@@ -23,23 +23,31 @@
 #![deny(missing_docs)]
 
 pub mod binary;
+mod calibrate;
 pub mod error;
+pub mod gptq;
 pub mod kernels;
 pub mod pack;
 mod pass;
+pub mod product;
 pub mod qat;
 mod scheme;
+mod static_ptq;
 mod tensor;
 
 pub use binary::{
     BinaryConnect, BinaryMethod, BinaryScale, BinaryTensor, ConvertBinary, PrepareBinary,
     TernaryTensor, TernaryWeights,
 };
+pub use calibrate::{ActQuant, Calibration, Observer};
 pub use error::{QuantError, Result};
+pub use gptq::{Gptq, GptqConfig, GptqOutput, GptqStats, Hessian, gptq_quantize};
 pub use pass::QuantizeWeights;
+pub use product::{ProductConfig, ProductQuantize, ProductTensor};
 pub use qat::{
     ActQat, ConvertQat, FakeQuant, LsqActivation, LsqWeight, Pact, PositiveScalar, PrepareQat,
     WeightQat,
 };
 pub use scheme::{Granularity, QuantScheme, Rounding};
+pub use static_ptq::{QConv2d, QLinear, StaticQuantize};
 pub use tensor::QuantTensor;

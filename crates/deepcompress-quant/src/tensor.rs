@@ -138,21 +138,29 @@ impl QuantTensor {
         })
     }
 
-    /// A symmetric tensor from signed codes (row-major over `[shape[0], rest]`) and one
-    /// scale per block of `scheme`'s granularity: how quantization-aware training stores
-    /// exactly the codes it simulated with its own (learned) steps.
+    /// A tensor from codes chosen elsewhere, row-major over the `[shape[0], rest]` view,
+    /// with one scale (and, for an affine scheme, one zero point) per block of the
+    /// scheme's granularity. This is how quantization-aware training stores exactly the
+    /// codes it simulated with its learned steps, and how GPTQ stores the codes its
+    /// error-compensating updates chose. Decoding gives `code * scale` (symmetric) or
+    /// `(code - zero) * scale` (affine).
     ///
-    /// Codes may use the full signed range `-2^(b-1) ..= 2^(b-1) - 1`. Errors: an invalid
-    /// or affine scheme, a code out of range, a wrong number of codes or scales, or a
-    /// scale that is not finite and positive.
+    /// Symmetric codes may use the full signed range `-2^(b-1) ..= 2^(b-1) - 1`; affine
+    /// codes and zero points are in `0 ..= 2^b - 1`. Errors: an invalid scheme, a code or
+    /// zero point out of range, zero points given for a symmetric scheme or missing for
+    /// an affine one, a wrong number of codes, scales or zero points, or a scale that is
+    /// not finite and positive.
     ///
     /// ```
     /// use deepcompress_core::tensor::Tensor;
     /// use deepcompress_quant::{Granularity, QuantScheme, QuantTensor};
     /// let s = QuantScheme::new(4).granularity(Granularity::PerTensor);
-    /// let q = QuantTensor::from_codes(&[2, 2], &s, &[-8, 0, 3, 7], vec![0.5])?;
+    /// let q = QuantTensor::from_codes(&[2, 2], &s, &[-8, 0, 3, 7], vec![0.5], None)?;
     /// assert_eq!(q.to_dense().into_raw_vec_and_offset().0, vec![-4.0, 0.0, 1.5, 3.5]);
-    /// assert!(QuantTensor::from_codes(&[2, 2], &s, &[8, 0, 0, 0], vec![0.5]).is_err());
+    /// assert!(QuantTensor::from_codes(&[2, 2], &s, &[8, 0, 0, 0], vec![0.5], None).is_err());
+    /// let a = s.asymmetric();
+    /// let q = QuantTensor::from_codes(&[1, 2], &a, &[0, 15], vec![0.1], Some(&[5]))?;
+    /// assert!((q.to_dense()[[0, 1]] - 1.0).abs() < 1e-6);
     /// # Ok::<(), deepcompress_quant::QuantError>(())
     /// ```
     pub fn from_codes(
@@ -160,11 +168,9 @@ impl QuantTensor {
         scheme: &QuantScheme,
         codes: &[i32],
         scales: Vec<f32>,
+        zero_points: Option<&[i32]>,
     ) -> Result<Self> {
         scheme.check()?;
-        if !scheme.symmetric {
-            return Err(QuantError::param("scheme", "affine", "from_codes takes symmetric codes"));
-        }
         let (r, c) = matrix_dims(shape);
         if codes.len() != r * c {
             return Err(QuantError::param(
@@ -184,29 +190,48 @@ impl QuantTensor {
         if let Some(s) = scales.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
             return Err(QuantError::param("scale", s, "must be finite and > 0"));
         }
-        let offset = 1i32 << (scheme.bits - 1);
-        let mut stored = Vec::with_capacity(codes.len());
-        for &q in codes {
-            if !(-offset..offset).contains(&q) {
-                return Err(QuantError::param(
-                    "code",
+        let (lo, hi, offset) = if scheme.symmetric {
+            let half = 1i32 << (scheme.bits - 1);
+            (-half, half - 1, half)
+        } else {
+            (0, scheme.levels(), 0)
+        };
+        let in_range = |what: &str, q: i32| {
+            if (lo..=hi).contains(&q) {
+                Ok((q + offset) as u16)
+            } else {
+                Err(QuantError::param(
+                    what,
                     q,
-                    format!(
-                        "a {}-bit signed code is in [{}, {}]",
-                        scheme.bits,
-                        -offset,
-                        offset - 1
-                    ),
+                    format!("a {}-bit code of this scheme is in [{lo}, {hi}]", scheme.bits),
+                ))
+            }
+        };
+        let stored = codes.iter().map(|&q| in_range("code", q)).collect::<Result<Vec<u16>>>()?;
+        let zero_points = match (scheme.symmetric, zero_points) {
+            (true, None) => None,
+            (false, Some(z)) if z.len() == blocks.count() => {
+                let z = z.iter().map(|&q| in_range("zero point", q)).collect::<Result<Vec<_>>>()?;
+                Some(Packed::pack(&z, scheme.bits)?)
+            }
+            (symmetric, z) => {
+                return Err(QuantError::param(
+                    "zero points",
+                    z.map_or(0, |z| z.len()),
+                    if symmetric {
+                        "a symmetric scheme has none".to_string()
+                    } else {
+                        format!("an affine scheme needs one per block ({})", blocks.count())
+                    },
                 ));
             }
-            stored.push((q + offset) as u16);
-        }
+        };
         Ok(Self {
             shape: shape.to_vec(),
             scheme: *scheme,
             codes: Packed::pack(&stored, scheme.bits)?,
             scales,
-            zero_points: None,
+            zero_points,
         })
     }
 
@@ -301,6 +326,18 @@ fn block_params(lo: f32, hi: f32, s: &QuantScheme) -> Params {
         }
         Params { scale, zero }
     }
+}
+
+/// The scale and zero point [`QuantTensor::quantize`] gives a block with values in
+/// `[lo, hi]` (crate-internal: GPTQ fits its groups with it).
+pub(crate) fn fit_block(lo: f32, hi: f32, s: &QuantScheme) -> (f32, i32) {
+    let p = block_params(lo, hi, s);
+    (p.scale, p.zero)
+}
+
+/// Smallest and largest code of a scheme, zero point included (crate-internal).
+pub(crate) fn code_bounds(s: &QuantScheme) -> (i32, i32) {
+    code_range(s)
 }
 
 impl Tensor for QuantTensor {

@@ -147,7 +147,15 @@ impl Conv2dConfig {
     }
 
     /// Output height and width for an NCHW input shape, or a shape error naming `layer`.
-    pub(crate) fn out_hw(&self, layer: &str, input: &[usize]) -> Result<(usize, usize)> {
+    ///
+    /// ```
+    /// use deepcompress_core::layer::Conv2dConfig;
+    /// let c = Conv2dConfig::new(3, 8, 5).stride(2);
+    /// assert_eq!(c.out_hw("conv", &[1, 3, 28, 28])?, (12, 12));
+    /// assert!(c.out_hw("conv", &[1, 4, 28, 28]).is_err());
+    /// # Ok::<(), deepcompress_core::CoreError>(())
+    /// ```
+    pub fn out_hw(&self, layer: &str, input: &[usize]) -> Result<(usize, usize)> {
         expect_shape(layer, input, &[Some(self.in_channels), None, None])?;
         self.geometry(input[2], input[3]).out_hw().ok_or_else(|| {
             CoreError::shape(
@@ -156,6 +164,43 @@ impl Conv2dConfig {
                 input,
             )
         })
+    }
+
+    /// Runs this (ungrouped) convolution on an NCHW input through a caller's matrix
+    /// product: `mm` receives each chunk's im2col matrix `[in·kh·kw, images·oh·ow]` and
+    /// returns `[out, images·oh·ow]`. This is how inference layers with their own kernels
+    /// (integer, sparse) reuse the im2col layout; the bias is left to the caller.
+    ///
+    /// ```
+    /// use deepcompress_core::layer::Conv2dConfig;
+    /// use ndarray::{Array2, ArrayD};
+    /// let cfg = Conv2dConfig::new(1, 2, 3);
+    /// // A product that sums each patch into both output channels.
+    /// let y = cfg.convolve_with("conv", &ArrayD::ones(vec![1, 1, 4, 4]), |cols| {
+    ///     let s = cols.sum_axis(ndarray::Axis(0));
+    ///     Ok(Array2::from_shape_fn((2, s.len()), |(_, j)| s[j]))
+    /// })?;
+    /// assert_eq!(y.shape(), &[1, 2, 2, 2]);
+    /// assert_eq!(y[[0, 1, 1, 1]], 9.0);
+    /// # Ok::<(), deepcompress_core::CoreError>(())
+    /// ```
+    pub fn convolve_with(
+        &self,
+        layer: &str,
+        x: &ArrayD<f32>,
+        mm: impl Fn(ArrayView2<f32>) -> Result<Array2<f32>> + Sync,
+    ) -> Result<Array4<f32>> {
+        if self.groups != 1 {
+            return Err(CoreError::param(
+                format!("{layer} groups"),
+                self.groups,
+                "a custom product needs an ungrouped convolution",
+            ));
+        }
+        let (oh, ow) = self.out_hw(layer, x.shape())?;
+        let x4 = x.view().into_dimensionality::<Ix4>().expect("checked 4-D");
+        let geo = self.geometry(x4.shape()[2], x4.shape()[3]);
+        Ok(conv_by_chunks(x4, &geo, self.out_channels, (oh, ow), mm)?.0)
     }
 
     /// Rejects zero sizes and channel counts that groups do not divide.

@@ -61,6 +61,58 @@ impl Int8Matrix {
         })
     }
 
+    /// The codes, row-major `[rows, cols]`, each within `-127..=127`.
+    pub fn codes(&self) -> &[i8] {
+        &self.data
+    }
+
+    /// One scale per row.
+    pub fn scales(&self) -> &[f32] {
+        &self.scales
+    }
+
+    /// Exact integer products with `n` int8 input rows (`x` is `[n, cols]` row-major, any
+    /// code including -128): `[n, rows]` row-major, `Σ_k x[i, k] · codes[o, k]`.
+    pub fn matmul_i32(&self, x: &[i8], n: usize) -> Result<Vec<i32>> {
+        if x.len() != n * self.cols {
+            return Err(QuantError::param(
+                "input length",
+                x.len(),
+                format!("must be {n} rows x {} columns", self.cols),
+            ));
+        }
+        Ok(super::gemm_i8::gemm_i32(&self.data, self.rows, x, n, self.cols))
+    }
+
+    /// `Y = X Wᵀ` for a batch `x: [n, cols]` (a Linear's forward): `x` is quantized to
+    /// int8 with one scale, multiplied exactly in i32 ([`Int8Matrix::matmul_i32`]) and
+    /// rescaled per row.
+    ///
+    /// ```
+    /// use deepcompress_quant::kernels::Int8Matrix;
+    /// use ndarray::array;
+    /// let q = Int8Matrix::from_f32(array![[1.0_f32, -2.0], [0.5, 0.5]].view())?;
+    /// let y = q.gemm(array![[1.0_f32, 1.0], [2.0, 0.0]].view())?;
+    /// assert!((y[[0, 0]] + 1.0).abs() < 0.05 && (y[[1, 1]] - 1.0).abs() < 0.05);
+    /// # Ok::<(), deepcompress_quant::QuantError>(())
+    /// ```
+    pub fn gemm(&self, x: ndarray::ArrayView2<f32>) -> Result<ndarray::Array2<f32>> {
+        let n = x.nrows();
+        if x.ncols() != self.cols {
+            return Err(QuantError::param(
+                "input columns",
+                x.ncols(),
+                format!("must equal the {} columns", self.cols),
+            ));
+        }
+        let flat: Vec<f32> = x.iter().copied().collect();
+        let (xq, sx) = quantize_activations(&flat)?;
+        let acc = self.matmul_i32(&xq, n)?;
+        Ok(ndarray::Array2::from_shape_fn((n, self.rows), |(i, o)| {
+            acc[i * self.rows + o] as f32 * self.scales[o] * sx
+        }))
+    }
+
     /// `y = W x`: `x` is quantized to int8 with one scale (`max|x| / 127`), each row's dot
     /// product is accumulated exactly in i32 and rescaled. Rows run in parallel.
     pub fn gemv(&self, x: &[f32]) -> Result<Vec<f32>> {

@@ -3,6 +3,7 @@
 //! x86-64 CPUs with AVX2 get a SIMD path chosen at run time; every other CPU runs a
 //! portable loop with the same results (integer arithmetic is exact either way).
 
+mod gemm_i8;
 mod int4;
 mod int8;
 
@@ -33,8 +34,9 @@ fn check_input(x: &[f32], cols: usize) -> Result<()> {
 }
 
 /// 32 signed-byte products summed in pairs of pairs into 8 i32 lanes: `|a| * (b * sign a)`
-/// with `maddubs` (unsigned x signed bytes to i16 pairs, which cannot saturate while
-/// codes stay within ±127), then `madd` with ones.
+/// with `maddubs` (unsigned x signed bytes to i16 pairs), then `madd` with ones. `|a|`
+/// read as unsigned is right even for -128; `b` must stay within ±127, and then a pair of
+/// products (at most 2 · 128 · 127) cannot saturate i16.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn madd_i8(

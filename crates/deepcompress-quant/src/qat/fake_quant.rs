@@ -115,7 +115,7 @@ impl FakeQuant {
                 let qp = qmax(self.scheme.bits);
                 let codes: Vec<i32> =
                     w.iter().enumerate().map(|(k, &v)| code(v, steps[k / cols], qp)).collect();
-                QuantTensor::from_codes(w.shape(), &self.scheme, &codes, steps.clone())
+                QuantTensor::from_codes(w.shape(), &self.scheme, &codes, steps.clone(), None)
             }
         }
     }

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 const ROW_BLOCK: usize = 64;
 /// Inner-dimension bytes per cache chunk (a multiple of 32).
 const K_CHUNK: usize = 2048;
-/// Weight rows × input rows of the micro-kernel.
+/// Weight rows × input rows of the micro-kernel (the reduction in `tile_avx2` assumes 4 x 2).
 const TILE_W: usize = 4;
 const TILE_X: usize = 2;
 
@@ -127,17 +127,33 @@ unsafe fn tile_avx2(w: &[&[i8]; TILE_W], x: &[&[i8]; TILE_X], acc: &mut [[i32; T
                 }
             }
         }
+        // Horizontal sums of the 8 accumulators at once: pairwise adds within 128-bit
+        // halves, then the two halves added: [s00, s01, s10, s11, s20, s21, s30, s31].
+        let q0 = _mm256_hadd_epi32(
+            _mm256_hadd_epi32(v[0][0], v[0][1]),
+            _mm256_hadd_epi32(v[1][0], v[1][1]),
+        );
+        let q1 = _mm256_hadd_epi32(
+            _mm256_hadd_epi32(v[2][0], v[2][1]),
+            _mm256_hadd_epi32(v[3][0], v[3][1]),
+        );
+        let sums = _mm256_add_epi32(
+            _mm256_permute2x128_si256(q0, q1, 0x20),
+            _mm256_permute2x128_si256(q0, q1, 0x31),
+        );
+        let mut lanes = [0i32; 8];
+        _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, sums);
         let tail = 32 * steps;
         for a in 0..TILE_W {
             for b in 0..TILE_X {
-                let mut lanes = [0i32; 8];
-                _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, v[a][b]);
-                acc[a][b] += lanes.iter().sum::<i32>()
-                    + w[a][tail..]
+                acc[a][b] += lanes[a * TILE_X + b];
+                if tail < len {
+                    acc[a][b] += w[a][tail..]
                         .iter()
                         .zip(&x[b][tail..])
                         .map(|(&p, &q)| p as i32 * q as i32)
                         .sum::<i32>();
+                }
             }
         }
     }

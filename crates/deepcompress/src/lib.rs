@@ -21,8 +21,10 @@ pub use deepcompress_prune as prune;
 #[cfg(feature = "lowrank")]
 pub use deepcompress_lowrank as lowrank;
 
-/// Quantization (feature `quant`, on by default): uniform quantization with packed
-/// low-bit storage and weight-only post-training quantization so far.
+/// Quantization and binarization (feature `quant`, on by default): uniform quantization
+/// with packed low-bit storage, activation calibration and static int8 PTQ into integer
+/// layers, quantization-aware training (STE, LSQ, PACT), binary and ternary weights,
+/// GPTQ, product quantization, and int8/4-bit kernels.
 #[cfg(feature = "quant")]
 pub use deepcompress_quant as quant;
 

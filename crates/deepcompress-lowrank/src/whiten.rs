@@ -163,27 +163,9 @@ impl Whitening {
             )
         })?;
         let l64 = l.mapv(f64::from);
-        let inv = lower_inverse(&l64);
+        let inv = deepcompress_core::linalg::lower_triangular_inverse(l64.view())?;
         Ok(Self { s: l64.mapv(|v| (v * scale) as f32), s_inv: inv.mapv(|v| (v / scale) as f32) })
     }
-}
-
-/// Inverse of a lower-triangular matrix with a positive diagonal, by forward substitution
-/// column by column (`O(n³/6)`; `n` is a layer's fan-in).
-fn lower_inverse(l: &Array2<f64>) -> Array2<f64> {
-    let n = l.nrows();
-    let mut inv = Array2::<f64>::zeros((n, n));
-    for j in 0..n {
-        inv[[j, j]] = 1.0 / l[[j, j]];
-        for i in j + 1..n {
-            let mut acc = 0.0;
-            for k in j..i {
-                acc += l[[i, k]] * inv[[k, j]];
-            }
-            inv[[i, j]] = -acc / l[[i, i]];
-        }
-    }
-    inv
 }
 
 /// A data-aware rank-`r` factorisation `W ≈ A B` and the spectrum of `W S`.
@@ -240,13 +222,6 @@ pub fn whitened_svd(w: ArrayView2<f32>, whitening: &Whitening, rank: usize) -> R
 mod tests {
     use super::*;
     use ndarray::Array2;
-
-    #[test]
-    fn lower_inverse_inverts() {
-        let l = ndarray::array![[2.0, 0.0, 0.0], [1.0, 3.0, 0.0], [-1.0, 0.5, 1.5]];
-        let p = l.dot(&lower_inverse(&l));
-        assert!((&p - &Array2::<f64>::eye(3)).iter().all(|d| d.abs() < 1e-12));
-    }
 
     #[test]
     fn output_error_equals_dropped_whitened_spectrum() {

@@ -40,6 +40,9 @@ use crate::error::{CoreError, Result, ensure_finite};
 // Always compiled: with `lapack` on it stays reachable through [`svd_using`], so that one
 // build can compare the two backends.
 mod faer_backend;
+mod triangular;
+
+pub use triangular::lower_triangular_inverse;
 #[cfg(feature = "lapack")]
 mod lapack_backend;
 

@@ -2,7 +2,7 @@
 
 use crate::error::{QuantError, Result};
 use deepcompress_core::linalg;
-use ndarray::{Array2, s};
+use ndarray::Array2;
 
 /// `U`, upper triangular with a positive diagonal, such that `Uᵀ U = H⁻¹`, for a symmetric
 /// positive definite `H`.
@@ -31,47 +31,14 @@ pub(crate) fn inverse_cholesky_upper(h: &Array2<f64>) -> Result<Array2<f64>> {
             format!("the damped Hessian is not positive definite ({e}); raise the damping"),
         )
     })?;
-    let l_inv = lower_inverse(&l.mapv(f64::from));
+    let l_inv = linalg::lower_triangular_inverse(l.mapv(f64::from).view())?;
     let scale = 1.0 / mean.sqrt();
     Ok(Array2::from_shape_fn((n, n), |(i, j)| l_inv[[n - 1 - i, n - 1 - j]] * scale))
-}
-
-/// Inverse of a lower-triangular matrix with a non-zero diagonal, row by row by forward
-/// substitution: row `i` of `L⁻¹` is `(eᵢ - Σ_{k<i} L[i,k] · row k of L⁻¹) / L[i,i]`.
-pub(crate) fn lower_inverse(l: &Array2<f64>) -> Array2<f64> {
-    let n = l.nrows();
-    let mut inv = Array2::<f64>::zeros((n, n));
-    let mut row = vec![0.0f64; n];
-    for i in 0..n {
-        row[..=i].iter_mut().for_each(|v| *v = 0.0);
-        row[i] = 1.0;
-        for k in 0..i {
-            let a = l[[i, k]];
-            if a != 0.0 {
-                let prev = inv.slice(s![k, ..=k]);
-                for (r, &p) in row[..=k].iter_mut().zip(prev.iter()) {
-                    *r -= a * p;
-                }
-            }
-        }
-        let d = l[[i, i]];
-        for (dst, &r) in inv.slice_mut(s![i, ..=i]).iter_mut().zip(&row[..=i]) {
-            *dst = r / d;
-        }
-    }
-    inv
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lower_inverse_inverts() {
-        let l = ndarray::array![[2.0, 0.0, 0.0], [1.0, 3.0, 0.0], [-1.0, 0.5, 1.5]];
-        let p = l.dot(&lower_inverse(&l));
-        assert!((&p - &Array2::<f64>::eye(3)).iter().all(|d| d.abs() < 1e-12));
-    }
 
     #[test]
     fn factor_of_the_inverse() {

@@ -1,4 +1,5 @@
-//! The int8 and 4-bit GEMVs compute exactly the product of the dequantized operands.
+//! The int8 GEMV and GEMM and the 4-bit GEMV compute exactly the product of the
+//! dequantized operands.
 
 use deepcompress_quant::kernels::{Int4Matrix, Int8Matrix, quantize_activations};
 use ndarray::Array2;
@@ -26,6 +27,28 @@ proptest! {
             let tol = 1e-5 * (0..cols).map(|j| (wd[[i, j]] as f64 * xq[j] as f64 * sx as f64).abs()).sum::<f64>() + 1e-6;
             prop_assert!((y[i] as f64 - want).abs() <= tol, "row {i}: {} vs {want}", y[i]);
         }
+    }
+
+    /// The batched product is exact in i32 for any shape (tiles, chunks and padding), and
+    /// any input code including -128.
+    #[test]
+    fn int8_gemm_is_exact(
+        rows in 1usize..70, n in 1usize..7, cols in 1usize..300, seed in 0u64..1000
+    ) {
+        let w = Array2::from_shape_fn((rows, cols), |(i, j)| {
+            ((i * 131 + j * 71 + seed as usize * 7) % 997) as f32 / 498.5 - 1.0
+        });
+        let q = Int8Matrix::from_f32(w.view()).unwrap();
+        let x: Vec<i8> = (0..n * cols).map(|t| ((t * 53 + seed as usize) % 256) as u8 as i8).collect();
+        let got = q.matmul_i32(&x, n).unwrap();
+        for i in 0..n {
+            for o in 0..rows {
+                let want: i32 = (0..cols).map(|j| x[i * cols + j] as i32 * q.codes()[o * cols + j] as i32).sum();
+                prop_assert_eq!(got[i * rows + o], want, "({}, {})", i, o);
+            }
+        }
+        // A second call reuses the packed layout and gives the same result.
+        prop_assert_eq!(q.matmul_i32(&x, n).unwrap(), got);
     }
 
     /// The same for 4-bit weights with a scale per group of 64, rows padded to groups.

@@ -19,12 +19,22 @@ use rayon::prelude::*;
 /// assert_eq!(q.storage_bits(), 6 * 8 + 2 * 32);
 /// # Ok::<(), deepcompress_quant::QuantError>(())
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Int8Matrix {
     rows: usize,
     cols: usize,
     data: Vec<i8>,
     scales: Vec<f32>,
+    /// The codes in the GEMM's tile layout, built on the first batched product (GEMV-only
+    /// users never pay its memory).
+    gemm_layout: std::sync::OnceLock<Vec<i8>>,
+}
+
+impl PartialEq for Int8Matrix {
+    /// Equal codes and scales; whether the GEMM layout was built does not matter.
+    fn eq(&self, o: &Self) -> bool {
+        (self.rows, self.cols, &self.data, &self.scales) == (o.rows, o.cols, &o.data, &o.scales)
+    }
 }
 
 impl Int8Matrix {
@@ -41,7 +51,7 @@ impl Int8Matrix {
             data.extend(row.iter().map(|v| (v / scale).round().clamp(-127.0, 127.0) as i8));
             scales.push(scale);
         }
-        Ok(Self { rows, cols, data, scales })
+        Ok(Self { rows, cols, data, scales, gemm_layout: std::sync::OnceLock::new() })
     }
 
     /// `(rows, cols)`.
@@ -81,7 +91,10 @@ impl Int8Matrix {
                 format!("must be {n} rows x {} columns", self.cols),
             ));
         }
-        Ok(super::gemm_i8::gemm_i32(&self.data, self.rows, x, n, self.cols))
+        let packed = self
+            .gemm_layout
+            .get_or_init(|| super::gemm_i8::pack_weights(&self.data, self.rows, self.cols));
+        Ok(super::gemm_i8::gemm_i32(packed, self.rows, x, n, self.cols))
     }
 
     /// `Y = X Wᵀ` for a batch `x: [n, cols]` (a Linear's forward): `x` is quantized to

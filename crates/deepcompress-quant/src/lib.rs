@@ -1,10 +1,19 @@
 //! Quantization for deepcompress (family 1 of Cheng et al., IEEE SPM 2018: quantization
 //! and binarization).
 //!
-//! This first part is uniform quantization with real low-bit storage: a [`QuantTensor`]
-//! holds packed 2- to 8-bit (or 16-bit) codes and its scales, and reports its exact size.
-//! Calibration, integer kernels, QAT, binary/ternary weights, GPTQ and product
-//! quantization build on it.
+//! Everything stores real low-bit weights with an exact size, and every method is a
+//! [`Pass`](deepcompress_core::pass::Pass) for the `Compressor` pipeline:
+//!
+//! * uniform quantization: a [`QuantTensor`] holds packed 2- to 8-bit (or 16-bit) codes
+//!   and its scales ([`QuantizeWeights`] for weight-only post-training quantization);
+//! * calibration and static int8: [`Observer`] (min-max, moving average, percentile, MSE,
+//!   KL) and [`StaticQuantize`] into integer [`QLinear`] / [`QConv2d`] layers;
+//! * quantization-aware training: [`PrepareQat`] / [`ConvertQat`] with [`FakeQuant`],
+//!   [`LsqWeight`], [`LsqActivation`] and [`Pact`];
+//! * binary and ternary weights: [`PrepareBinary`] / [`ConvertBinary`] (BinaryConnect,
+//!   XNOR scaling, TWN) into [`BinaryTensor`] / [`TernaryTensor`];
+//! * data-aware rounding: [`Gptq`]; product quantization: [`ProductQuantize`];
+//! * [`kernels`]: int8 GEMV/GEMM and 4-bit GEMV with exact integer accumulation.
 //!
 //! ```
 //! use deepcompress_core::tensor::Tensor;

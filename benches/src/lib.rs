@@ -11,6 +11,20 @@ use deepcompress::models::lenet_300_100;
 use deepcompress::train::{Adam, TrainConfig, Trainer, evaluate};
 use std::time::Instant;
 
+/// Median wall time of `repeats` calls of `f` (at least one), after one warm-up call.
+pub fn median_secs(repeats: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    let mut t: Vec<f64> = (0..repeats.max(1))
+        .map(|_| {
+            let s = Instant::now();
+            f();
+            s.elapsed().as_secs_f64()
+        })
+        .collect();
+    t.sort_by(f64::total_cmp);
+    t[t.len() / 2]
+}
+
 /// The configuration scikit-learn's `MLPClassifier((300, 100))` is timed with in
 /// `compare_sklearn.py`: Adam, lr 1e-3, batch 128, 40 epochs, constant rate.
 pub fn sklearn_like_config(epochs: usize) -> TrainConfig {

@@ -9,26 +9,12 @@
 
 use deepcompress::core::ops::matmul;
 use deepcompress_benches::lowrank::weight_like;
+use deepcompress_benches::median_secs;
 use deepcompress_quant::kernels::{Int4Matrix, Int8Matrix};
 use ndarray::Array2;
 use std::hint::black_box;
-use std::time::Instant;
 
 const N: usize = 4096;
-
-/// Median seconds of `repeats` calls after one warm-up call.
-fn median_secs(repeats: usize, mut f: impl FnMut()) -> f64 {
-    f();
-    let mut t: Vec<f64> = (0..repeats)
-        .map(|_| {
-            let s = Instant::now();
-            f();
-            s.elapsed().as_secs_f64()
-        })
-        .collect();
-    t.sort_by(f64::total_cmp);
-    t[t.len() / 2]
-}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);

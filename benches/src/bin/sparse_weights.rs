@@ -9,29 +9,15 @@
 //! ```
 
 use deepcompress::tensor::{DenseTensor, Tensor};
+use deepcompress_benches::median_secs;
 use deepcompress_benches::sparse::{N, SPARSITIES, input, weight};
 use deepcompress_prune::sparse::SparseTensor;
 use std::hint::black_box;
 use std::path::Path;
-use std::time::Instant;
 
 fn write(path: &Path, values: impl Iterator<Item = f32>) -> std::io::Result<()> {
     let bytes: Vec<u8> = values.flat_map(f32::to_le_bytes).collect();
     std::fs::write(path, bytes)
-}
-
-/// Median wall time of `repeats` calls of `f`, after one warm-up call.
-fn median_secs(repeats: usize, mut f: impl FnMut()) -> f64 {
-    f();
-    let mut t: Vec<f64> = (0..repeats)
-        .map(|_| {
-            let s = Instant::now();
-            f();
-            s.elapsed().as_secs_f64()
-        })
-        .collect();
-    t.sort_by(f64::total_cmp);
-    t[t.len() / 2]
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

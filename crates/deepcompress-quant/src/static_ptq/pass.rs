@@ -109,13 +109,19 @@ impl StaticQuantize {
             observers.insert(p, (o()?, o()?));
         }
         let n = self.samples.min(data.len());
+        // One copy of each layer, to compute its outputs from the captured inputs.
+        let mut copies: BTreeMap<&str, Box<dyn Layer>> = BTreeMap::new();
+        for p in &paths {
+            copies.insert(p, model.layer(p)?.clone_box());
+        }
         for start in (0..n).step_by(BATCH) {
             let idx: Vec<usize> = (start..(start + BATCH).min(n)).collect();
             let (x, _) = data.batch(&idx);
             let seen = model.capture_inputs(&paths, &x, BATCH)?;
             for p in &paths {
                 let input = &seen[p.as_str()];
-                let output = model.layer(p)?.clone_box().forward(input.clone(), Mode::Eval)?;
+                let layer = copies.get_mut(p.as_str()).expect("one per path");
+                let output = layer.forward(input.clone(), Mode::Eval)?;
                 let (oi, oo) = observers.get_mut(p.as_str()).expect("one per path");
                 let at = |e: QuantError| match e {
                     QuantError::NonFinite { .. } => {

@@ -1,15 +1,21 @@
-//! Exact (globally optimal) 1-D k-means by dynamic programming.
+//! Exact (globally optimal) 1-D k-means.
 //!
 //! Wang and Song, "Ckmeans.1d.dp: optimal k-means clustering in one dimension by dynamic
-//! programming" (The R Journal 3(2), 2011). On sorted data, `D[m][i]`, the least squared
-//! error of the first `i` values in `m` clusters, is `min_j D[m-1][j] + cost(j, i)`, where
-//! `cost` (the error of the run `j..i`, O(1) from prefix sums) satisfies the quadrangle
+//! programming" (The R Journal 3(2), 2011). In one dimension an optimal clustering is a
+//! set of runs of the sorted data, and the error of a run `j..i` is O(1) from prefix sums.
+//! Two exact solvers share that cost:
+//!
+//! - first, the penalised search of `penalized.rs`: one pass over the data per penalty
+//!   tried (usually one or two passes in all), O(n) memory;
+//! - when no penalty gives exactly `k` clusters (a tie in the error curve), the layered DP
+//!   below: O(k n) time and a `k n` backtrack table.
+//!
+//! The layered DP: `D[m][i]`, the least squared error of the first `i` values in `m`
+//! clusters, is `min_j D[m-1][j] + cost(j, i)`, where `cost` satisfies the quadrangle
 //! inequality. So the matrix `A[i][j] = D[m-1][j] + cost(j, i)` is totally monotone and
 //! each layer's row minima come from the SMAWK algorithm (Aggarwal, Klawe, Moran, Shor
 //! and Wilber, "Geometric applications of a matrix-searching algorithm", Algorithmica 2,
-//! 1987) in O(n) evaluations: O(k n) time in all, as in Grønlund et al., "Fast exact
-//! k-means, k-medians and Bregman divergence clustering in 1D" (arXiv 1701.07204, 2017)
-//! and the linear method of later Ckmeans.1d.dp versions.
+//! 1987) in O(n) evaluations, as in the linear method of later Ckmeans.1d.dp versions.
 //!
 //! With `S1`, `S2` the prefix sums of the values and their squares, `cost(j, i) =
 //! S2[i] - S2[j] - (S1[i] - S1[j])^2 / (i - j)`, so the DP runs on `H[m][i] = D[m][i] -
@@ -22,11 +28,15 @@
 //! k = 32) plus O(n) f64 work arrays.
 
 use super::kmeans::Clustering;
+use super::penalized::{Penalized, first_penalty};
 use super::sorted::Sorted;
 use crate::{PruneError, Result};
 
 /// Largest `k` accepted (a 16-bit codebook).
 const MAX_K: usize = 1 << 16;
+
+/// Largest backtrack table the layered DP allocates, in entries (4 GiB).
+const MAX_TABLE: usize = 1 << 30;
 
 /// Rows per SMAWK chunk. A layer's rows are cut into chunks at pivot rows, whose minima
 /// are found first by scans; the chunks are then independent (rayon runs them in
@@ -36,12 +46,14 @@ const CHUNK_ROWS: usize = 1 << 16;
 
 /// Optimal 1-D k-means (Wang and Song 2011, Ckmeans.1d.dp; for weight sharing as in
 /// Han et al. 2015, arXiv 1510.00149). The squared error is never above Lloyd's from any
-/// initialisation; use it when clustering time is small next to retraining, which it
-/// usually is (see `benches/benches/kmeans.rs`).
+/// initialisation, and on trained weights the solver costs a few Lloyd runs at most (see
+/// `benches/benches/kmeans.rs`): it finds the penalty per cluster at which the best
+/// clustering has exactly `k` clusters (Grønlund et al. 2017), and falls back to the
+/// O(k n) layered DP only when the error curve has a tie at `k`.
 ///
 /// `k` must be in `1..=65536`; with fewer distinct values than `k` the codebook has one
-/// entry per distinct value. Ties between equally good splits go to the leftmost one, so
-/// the result is deterministic.
+/// entry per distinct value. The result is deterministic. The fallback needs a table of
+/// `(k - 2) (n + 1)` u32; above 2^30 entries it returns an error instead of allocating.
 ///
 /// ```
 /// use deepcompress_prune::sharing::{kmeans_exact, Init, KMeans};
@@ -56,12 +68,44 @@ pub fn kmeans_exact(data: &[f32], k: usize) -> Result<Clustering> {
     if !(1..=MAX_K).contains(&k) {
         return Err(PruneError::param("k", k, "exact k-means takes k in 1..=65536"));
     }
-    Ok(exact_sorted(&Sorted::new(data)?, k))
+    exact_sorted(&Sorted::new(data)?, k)
 }
 
-/// The DP on already sorted data.
-pub(crate) fn exact_sorted(s: &Sorted, k: usize) -> Clustering {
-    solve_dp(s, k, Rows::Smawk { chunk_rows: CHUNK_ROWS })
+/// The optimum on already sorted data: the penalised search, else the layered DP.
+pub(crate) fn exact_sorted(s: &Sorted, k: usize) -> Result<Clustering> {
+    let n = s.len();
+    let k = k.min(s.distinct);
+    if k == 1 {
+        return Ok(s.finish(&[n], 0));
+    }
+    if k == s.distinct {
+        // One cluster per distinct value: error 0.
+        let mut ends: Vec<usize> = (1..n).filter(|&t| s.x[t] != s.x[t - 1]).collect();
+        ends.push(n);
+        return Ok(s.finish(&ends, 0));
+    }
+    let mut solver = Penalized::new(&s.s1);
+    if solver.search(k, first_penalty(&s.x, k)).is_some() {
+        return Ok(s.finish(&solver.ends(), 0));
+    }
+    drop(solver);
+    if (k - 2).saturating_mul(n + 1) > MAX_TABLE {
+        return Err(PruneError::param(
+            "k",
+            k,
+            format!(
+                "the error curve of these {n} values ties at k = {k}, and the exact DP \
+                 this needs would take a table of (k - 2)(n + 1) > 2^30 entries"
+            ),
+        ));
+    }
+    Ok(solve_dp(s, k, Rows::Smawk { chunk_rows: CHUNK_ROWS }))
+}
+
+/// The layered DP's squared error, for tests of the penalised search.
+#[cfg(test)]
+pub(crate) fn layered_sse(s: &Sorted, k: usize) -> f64 {
+    solve_dp(s, k, Rows::Smawk { chunk_rows: CHUNK_ROWS }).sse
 }
 
 /// How a layer's row minima are found.
@@ -420,10 +464,10 @@ mod tests {
         }
     }
 
-    /// A long input: SMAWK finds the same optimum as the divide-and-conquer reference.
-    /// (The name dates from the block-pruned scans that SMAWK replaced.)
+    /// A long input: the penalised search and SMAWK find the same optimum as the
+    /// divide-and-conquer reference.
     #[test]
-    fn block_pruning_keeps_the_optimum() {
+    fn every_solver_finds_the_same_optimum() {
         let mut z = 7u64;
         let data: Vec<f32> = (0..20_000)
             .map(|t| {
@@ -447,6 +491,8 @@ mod tests {
                 pruned.sse,
                 full.sse
             );
+            let penalized = exact_sorted(&s, k).unwrap();
+            assert!((penalized.sse - full.sse).abs() <= slack(&data), "k={k}");
             let lloyd = KMeans::new(k).fit(&data).unwrap();
             assert!(pruned.sse <= lloyd.sse + slack(&data), "k={k}");
         }

@@ -11,6 +11,7 @@ mod codebook;
 mod kmeans;
 mod kmeans_exact;
 mod pass;
+mod penalized;
 mod shared_tensor;
 mod sorted;
 

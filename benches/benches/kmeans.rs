@@ -1,5 +1,5 @@
 //! 1-D k-means for weight sharing: Lloyd (linear initialisation, Deep Compression's
-//! choice) against the exact dynamic programme, on 1,000,000 trained-like weights, k = 32.
+//! choice) against the exact solver (`kmeans_exact`), on 1,000,000 trained-like weights, k = 32.
 //! Prints the squared error of each (and of Lloyd's other initialisations) first.
 //!
 //! ```text
@@ -15,7 +15,7 @@ use std::time::Duration;
 fn kmeans_1e6_k32(c: &mut Criterion) {
     let w = deepcompress_benches::weights::trained_like(1_000_000, 42);
     let exact = kmeans_exact(&w, 32).expect("finite weights");
-    println!("exact DP            SSE {:.6}", exact.sse);
+    println!("exact               SSE {:.6}", exact.sse);
     for init in [Init::Linear, Init::Density, Init::Random { seed: 0 }] {
         let l = KMeans::new(32).with_init(init).fit(&w).expect("finite weights");
         println!(

@@ -2,7 +2,7 @@
 //! sec. 3): cluster each layer's weights, store a b-bit index per weight into a codebook
 //! of `2^b` f32 centroids, and fine-tune the centroids with summed gradients.
 //!
-//! - [`KMeans`] (Lloyd, three initialisations) and [`kmeans_exact`] (optimal DP);
+//! - [`KMeans`] (Lloyd, three initialisations) and [`kmeans_exact`] (the optimum, by a penalised search or the DP);
 //! - [`SharedWeights`]: the training constraint that ties weights to their centroid;
 //! - [`WeightSharing`]: the pass that clusters selected layers and attaches it;
 //! - [`SharedTensor`]: the frozen inference encoding, built by [`freeze`].

@@ -173,3 +173,46 @@ fn spmm_rows_portable<const FMA: bool>(
 fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
     if FMA { a.mul_add(b, c) } else { a * b + c }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+
+    /// A product big enough for the pool gives the same bits as the rows summed on the
+    /// calling thread.
+    #[test]
+    fn pool_and_calling_thread_agree() {
+        let (rows, cols) = (700, 600);
+        let mut z = 3u64;
+        let mut next = || {
+            z = z.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (z >> 40) as f32 / (1u64 << 24) as f32
+        };
+        let (mut row_ptr, mut col_idx, mut values) = (vec![0u32], Vec::new(), Vec::new());
+        for _ in 0..rows {
+            for c in 0..cols {
+                if next() < 0.7 {
+                    col_idx.push(c as u32);
+                    values.push(next() - 0.5);
+                }
+            }
+            row_ptr.push(col_idx.len() as u32);
+        }
+        let a = CsrView { rows, row_ptr: &row_ptr, col_idx: &col_idx, values: &values };
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        assert!(pool.install(|| !serial(values.len())));
+        for n in [1, 3] {
+            let x = Array2::from_shape_fn((cols, n), |_| next());
+            let pooled = pool.install(|| spmm(a, x.view()));
+            let mut own = vec![0.0f32; rows * n];
+            let xs = x.as_slice().unwrap();
+            if n == 1 {
+                gemv_rows(a, 0, xs, &mut own);
+            } else {
+                spmm_rows(a, 0, xs, n, &mut own);
+            }
+            assert_eq!(pooled.as_slice().unwrap(), &own[..], "batch {n}");
+        }
+    }
+}

@@ -76,7 +76,6 @@ mod x86 {
 #[cfg(target_arch = "x86_64")]
 fn main() {
     use std::hint::black_box;
-    use std::time::Instant;
     if !(std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"))
     {
         println!("this CPU has no AVX2 and FMA");
@@ -85,15 +84,7 @@ fn main() {
     let n = 50_000_000;
     // Instructions per nanosecond of a loop of `chains` chains.
     let time = |chains: usize, f: &dyn Fn()| {
-        let mut t: Vec<f64> = (0..5)
-            .map(|_| {
-                let s = Instant::now();
-                f();
-                s.elapsed().as_secs_f64()
-            })
-            .collect();
-        t.sort_by(f64::total_cmp);
-        (chains * n) as f64 / t[2] / 1e9
+        (chains * n) as f64 / deepcompress_benches::median_secs(5, f) / 1e9
     };
     // SAFETY: AVX2 and FMA were detected above.
     let rows: [(&str, f64); 6] = unsafe {

@@ -25,6 +25,8 @@
 //! solutions, at which the optimum either has a cluster count strictly between them or
 //! ties them (no `lambda` gives `k`: fall back).
 
+use super::sorted::prefix_sums;
+
 /// Passes tried before giving up on a penalty that gives exactly `k` clusters.
 const MAX_PASSES: usize = 40;
 
@@ -248,18 +250,6 @@ pub(crate) fn first_penalty(x: &[f64], k: usize) -> f64 {
     let s1 = prefix_sums(&picked);
     let found = Penalized::new(&s1).search(k, guess).unwrap_or(guess);
     found * (n as f64 / m as f64)
-}
-
-/// `s1[i]` = sum of `x[..i]`.
-pub(crate) fn prefix_sums(x: &[f64]) -> Vec<f64> {
-    let mut s1 = Vec::with_capacity(x.len() + 1);
-    let mut a = 0.0;
-    s1.push(0.0);
-    for &v in x {
-        a += v;
-        s1.push(a);
-    }
-    s1
 }
 
 #[cfg(test)]

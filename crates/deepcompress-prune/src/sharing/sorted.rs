@@ -73,13 +73,7 @@ impl Sorted {
             }
         }
         x.iter_mut().for_each(|v| *v -= shift);
-        let mut s1 = Vec::with_capacity(n + 1);
-        let mut a = 0.0f64;
-        s1.push(0.0);
-        for &v in &x {
-            a += v;
-            s1.push(a);
-        }
+        let s1 = prefix_sums(&x);
         Ok(Self { x, perm, s1, shift, distinct })
     }
 
@@ -121,6 +115,18 @@ impl Sorted {
         }
         Clustering { codebook, labels, sse, iterations }
     }
+}
+
+/// `s1[i]` = sum of `x[..i]`.
+pub(crate) fn prefix_sums(x: &[f64]) -> Vec<f64> {
+    let mut s1 = Vec::with_capacity(x.len() + 1);
+    let mut a = 0.0;
+    s1.push(0.0);
+    for &v in x {
+        a += v;
+        s1.push(a);
+    }
+    s1
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@
 
 use super::kmeans::Clustering;
 use super::penalized::{Penalized, first_penalty};
-use super::sorted::Sorted;
+use super::sorted::{Sorted, Splits};
 use crate::{PruneError, Result};
 
 /// Largest `k` accepted (a 16-bit codebook).
@@ -84,28 +84,38 @@ pub(crate) fn exact_sorted(s: &Sorted, k: usize) -> Result<Clustering> {
         ends.push(n);
         return Ok(s.finish(&ends, 0));
     }
-    let mut solver = Penalized::new(&s.s1);
+    let splits = s.splits();
+    let mut solver = Penalized::new(&splits);
     if solver.search(k, first_penalty(&s.x, k)).is_some() {
-        return Ok(s.finish(&solver.ends(), 0));
+        return Ok(s.finish(&splits.to_values(&solver.ends()), 0));
     }
     drop(solver);
-    if (k - 2).saturating_mul(n + 1) > MAX_TABLE {
+    let units = splits.units();
+    if (k - 2).saturating_mul(units + 1) > MAX_TABLE {
         return Err(PruneError::param(
             "k",
             k,
             format!(
                 "the error curve of these {n} values ties at k = {k}, and the exact DP \
-                 this needs would take a table of (k - 2)(n + 1) > 2^30 entries"
+                 this needs would take a table of (k - 2)({units} + 1) > 2^30 entries"
             ),
         ));
     }
-    Ok(solve_dp(s, k, Rows::Smawk { chunk_rows: CHUNK_ROWS }))
+    let ends = solve_dp(&splits, k, Rows::Smawk { chunk_rows: CHUNK_ROWS });
+    Ok(s.finish(&splits.to_values(&ends), 0))
 }
 
 /// The layered DP's squared error, for tests of the penalised search.
 #[cfg(test)]
 pub(crate) fn layered_sse(s: &Sorted, k: usize) -> f64 {
-    solve_dp(s, k, Rows::Smawk { chunk_rows: CHUNK_ROWS }).sse
+    layered(s, k, Rows::Smawk { chunk_rows: CHUNK_ROWS }).sse
+}
+
+/// The layered DP on `s`'s boundaries, as a clustering.
+#[cfg(test)]
+fn layered(s: &Sorted, k: usize, rows: Rows) -> Clustering {
+    let splits = s.splits();
+    s.finish(&splits.to_values(&solve_dp(&splits, k.min(s.distinct), rows)), 0)
 }
 
 /// How a layer's row minima are found.
@@ -119,19 +129,20 @@ enum Rows {
     DivideAndConquer,
 }
 
-/// The DP (see the module docs).
-fn solve_dp(s: &Sorted, k: usize, rows: Rows) -> Clustering {
-    let n = s.len();
-    let k = k.min(s.distinct);
+/// The DP (see the module docs) over the boundaries `splits`, `1 <= k <= units`: the
+/// cluster ends, in boundaries.
+fn solve_dp(splits: &Splits<'_>, k: usize, rows: Rows) -> Vec<usize> {
+    let n = splits.units();
     if k == 1 {
-        return s.finish(&[n], 0);
+        return vec![n];
     }
+    let s1 = &splits.s1[..];
     // pts[j] = (S1[j], H[m-1][j]): what a candidate split j contributes, side by side.
-    // H[1][i] = -S1[i]^2 / i; H[m][0] is never read for m >= 1.
+    // H[1][i] = -S1[i]^2 / size(0, i); H[m][0] is never read for m >= 1.
     let mut pts: Vec<[f64; 2]> = (0..=n)
         .map(|i| {
-            let x = s.s1[i];
-            [x, if i == 0 { f64::INFINITY } else { -(x * x) / i as f64 }]
+            let x = s1[i];
+            [x, if i == 0 { f64::INFINITY } else { -(x * x) / splits.size(0, i) as f64 }]
         })
         .collect();
     let mut cur = vec![f64::INFINITY; n + 1];
@@ -142,7 +153,7 @@ fn solve_dp(s: &Sorted, k: usize, rows: Rows) -> Clustering {
     for m in 2..k {
         // The first i values in m clusters leave n - i >= k - m values for the others.
         let (lo, hi) = (m, n - (k - m));
-        let layer = Layer { s1: &s.s1, pts: &pts };
+        let layer = Layer { splits, pts: &pts };
         let (done, rest) = back.split_at_mut((m - 2) * (n + 1));
         // J[m-1][i] <= J[m][i] (as in Ckmeans.1d.dp) narrows the pivot scans.
         let lower = (m > 2).then(|| &done[(m - 3) * (n + 1)..]);
@@ -162,7 +173,7 @@ fn solve_dp(s: &Sorted, k: usize, rows: Rows) -> Clustering {
         pts[..lo].iter_mut().for_each(|p| p[1] = f64::INFINITY);
     }
     // Last layer: only i = n is needed.
-    let layer = Layer { s1: &s.s1, pts: &pts };
+    let layer = Layer { splits, pts: &pts };
     let (_, split) = layer.scan(n, k - 1, n - 1);
     let mut ends = vec![0usize; k];
     ends[k - 1] = n;
@@ -171,7 +182,7 @@ fn solve_dp(s: &Sorted, k: usize, rows: Rows) -> Clustering {
         let i = ends[m - 1];
         ends[m - 2] = back[(m - 2) * (n + 1) + i] as usize;
     }
-    s.finish(&ends, 0)
+    ends
 }
 
 /// Work space of one SMAWK recursion level: the reduced columns (a stack) and, for each,
@@ -182,10 +193,10 @@ struct Level {
     vals: Vec<f64>,
 }
 
-/// One DP layer: `A[i][j] = H[m-1][j] - (S1[i] - S1[j])^2 / (i - j)` for `j < i`, and
+/// One DP layer: `A[i][j] = H[m-1][j] - (S1[i] - S1[j])^2 / size(j, i)` for `j < i`, and
 /// `+inf` for `j >= i` (which keeps the matrix totally monotone).
 struct Layer<'a> {
-    s1: &'a [f64],
+    splits: &'a Splits<'a>,
     pts: &'a [[f64; 2]],
 }
 
@@ -198,8 +209,8 @@ impl Layer<'_> {
             return f64::INFINITY;
         }
         let [x, h] = self.pts[j];
-        let d = self.s1[i] - x;
-        h - d * d / (i - j) as f64
+        let d = self.splits.s1[i] - x;
+        h - d * d / self.splits.size(j, i) as f64
     }
 
     /// Leftmost minimum of row `i` over columns `a..=b` (`a <= b`), by a full scan.
@@ -478,11 +489,11 @@ mod tests {
             .collect();
         let s = Sorted::new(&data).unwrap();
         for k in [2, 3, 9, 32] {
-            let pruned = solve_dp(&s, k, Rows::Smawk { chunk_rows: CHUNK_ROWS });
-            let full = solve_dp(&s, k, Rows::DivideAndConquer);
+            let pruned = layered(&s, k, Rows::Smawk { chunk_rows: CHUNK_ROWS });
+            let full = layered(&s, k, Rows::DivideAndConquer);
             // Pivot rows and chunks (many of them here) change nothing but the speed.
             for chunk_rows in [1, 7, 1000] {
-                let chunked = solve_dp(&s, k, Rows::Smawk { chunk_rows });
+                let chunked = layered(&s, k, Rows::Smawk { chunk_rows });
                 assert!((chunked.sse - full.sse).abs() <= slack(&data), "k={k}, {chunk_rows}");
             }
             assert!(

@@ -26,7 +26,8 @@
 //! solutions, at which the optimum either has a cluster count strictly between them or
 //! ties them (no `lambda` gives `k`: fall back).
 
-use super::sorted::prefix_sums;
+use super::sorted::{Splits, prefix_sums, size_between};
+use std::borrow::Cow;
 
 /// Passes tried before giving up on a penalty that gives exactly `k` clusters.
 const MAX_PASSES: usize = 40;
@@ -40,7 +41,9 @@ const SUBSAMPLE_MIN: usize = 1 << 14;
 
 /// Reusable work space for penalised passes over one sorted data set.
 pub(crate) struct Penalized<'a> {
+    /// The boundaries' prefix sums and value counts (see [`Splits`]).
     s1: &'a [f64],
+    counts: Option<&'a [u32]>,
     /// `h[j] = H(j)`.
     h: Vec<f64>,
     /// `arg[r]`: start of the last cluster of the best partition of the first `r` values.
@@ -62,28 +65,40 @@ struct Pass {
 }
 
 impl<'a> Penalized<'a> {
-    /// Work space for the data with prefix sums `s1` (`s1[0] = 0`, at least one value).
-    pub fn new(s1: &'a [f64]) -> Self {
-        let n = s1.len() - 1;
+    /// Work space for the clusterings whose boundaries are `splits` (at least one unit).
+    pub fn new(splits: &'a Splits<'a>) -> Self {
+        let n = splits.units();
         Self {
-            s1,
+            s1: &splits.s1,
+            counts: splits.counts.as_deref(),
             h: vec![0.0; n + 1],
             arg: vec![0; n + 1],
             deque: Vec::new(),
-            inv: (0..=n).map(|d| 1.0 / d as f64).collect(),
+            inv: (0..=splits.size(0, n)).map(|d| 1.0 / d as f64).collect(),
         }
     }
 
-    /// Cost of the best partition of the first `j` values followed by the cluster
-    /// `j..r`, less `S2[r]`. Every path uses this one expression.
+    /// Cost of the best partition of the first `j` units followed by the cluster
+    /// `j..r`, less `S2[r]`. Every path uses this one expression. `RUNS`: whether the
+    /// units are runs with counts (a separate copy of the pass, so that plain values pay
+    /// no branch per evaluation).
     #[inline(always)]
-    fn cost(&self, j: usize, r: usize) -> f64 {
+    fn cost<const RUNS: bool>(&self, j: usize, r: usize) -> f64 {
         let d = self.s1[r] - self.s1[j];
-        self.h[j] - d * d * self.inv[r - j]
+        let size = if RUNS { size_between(self.counts, j, r) } else { r - j };
+        self.h[j] - d * d * self.inv[size]
     }
 
     /// One pass with penalty `lambda`: the best partition's cluster count and error.
     fn pass(&mut self, lambda: f64) -> Pass {
+        if self.counts.is_some() {
+            self.pass_with::<true>(lambda)
+        } else {
+            self.pass_with::<false>(lambda)
+        }
+    }
+
+    fn pass_with<const RUNS: bool>(&mut self, lambda: f64) -> Pass {
         let n = self.s1.len() - 1;
         let mut dq = std::mem::take(&mut self.deque);
         dq.clear();
@@ -94,7 +109,7 @@ impl<'a> Penalized<'a> {
                 head += 1;
             }
             let j = dq[head].0 as usize;
-            self.h[r] = lambda + self.cost(j, r);
+            self.h[r] = lambda + self.cost::<RUNS>(j, r);
             self.arg[r] = j as u32;
             if r == n {
                 break;
@@ -104,7 +119,7 @@ impl<'a> Penalized<'a> {
             while dq.len() > head {
                 let (b, start) = dq[dq.len() - 1];
                 from = (start as usize).max(r + 1);
-                if self.cost(r, from) < self.cost(b as usize, from) {
+                if self.cost::<RUNS>(r, from) < self.cost::<RUNS>(b as usize, from) {
                     dq.pop();
                 } else {
                     break;
@@ -115,7 +130,7 @@ impl<'a> Penalized<'a> {
                 continue;
             }
             let b = dq[dq.len() - 1].0 as usize;
-            if let Some(row) = self.first_win(r, b, from, n) {
+            if let Some(row) = self.first_win::<RUNS>(r, b, from, n) {
                 dq.push((r as u32, row as u32));
             }
         }
@@ -127,10 +142,10 @@ impl<'a> Penalized<'a> {
 
     /// Bit `l` set where start `r` beats start `b` at row `t + l`, for `l < 4`.
     #[inline(always)]
-    fn wins4(&self, r: usize, b: usize, t: usize) -> u32 {
+    fn wins4<const RUNS: bool>(&self, r: usize, b: usize, t: usize) -> u32 {
         let mut mask = 0;
         for l in 0..4 {
-            mask |= u32::from(self.cost(r, t + l) < self.cost(b, t + l)) << l;
+            mask |= u32::from(self.cost::<RUNS>(r, t + l) < self.cost::<RUNS>(b, t + l)) << l;
         }
         mask
     }
@@ -138,15 +153,21 @@ impl<'a> Penalized<'a> {
     /// First row in `lo+1..=n` where start `r` beats start `b` (it loses at `lo`), by
     /// galloping from `lo` and then bisecting; `None` if it never does.
     #[inline(always)]
-    fn first_win(&self, r: usize, b: usize, mut lo: usize, n: usize) -> Option<usize> {
-        let wins = |t: usize| self.cost(r, t) < self.cost(b, t);
+    fn first_win<const RUNS: bool>(
+        &self,
+        r: usize,
+        b: usize,
+        mut lo: usize,
+        n: usize,
+    ) -> Option<usize> {
+        let wins = |t: usize| self.cost::<RUNS>(r, t) < self.cost::<RUNS>(b, t);
         // The first rows four at a time without branching: the crossing is usually that
         // close, and a scan mispredicts one branch where a search mispredicts half.
         for _ in 0..LINEAR_ROWS / 4 {
             if lo + 4 > n {
                 break;
             }
-            let mask = self.wins4(r, b, lo + 1);
+            let mask = self.wins4::<RUNS>(r, b, lo + 1);
             if mask != 0 {
                 return Some(lo + 1 + mask.trailing_zeros() as usize);
             }
@@ -248,8 +269,8 @@ pub(crate) fn first_penalty(x: &[f64], k: usize) -> f64 {
     if step == 1 || m < k {
         return guess * (n as f64 / m as f64);
     }
-    let s1 = prefix_sums(&picked);
-    let found = Penalized::new(&s1).search(k, guess).unwrap_or(guess);
+    let splits = Splits { s1: Cow::Owned(prefix_sums(&picked)), counts: None };
+    let found = Penalized::new(&splits).search(k, guess).unwrap_or(guess);
     found * (n as f64 / m as f64)
 }
 
@@ -269,10 +290,12 @@ mod tests {
         // 0,0,1,1,2,2,3,3: D(2) - D(3) = D(3) - D(4) = 1, so no penalty gives 3 clusters.
         let data = [0.0f32, 0.0, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0];
         let s = Sorted::new(&data).unwrap();
-        let mut p = Penalized::new(&s.s1);
+        let splits = s.splits();
+        assert_eq!(splits.counts.as_deref(), Some(&[0, 2, 4, 6, 8][..]));
+        let mut p = Penalized::new(&splits);
         assert_eq!(p.search(3, 0.5), None);
         assert!(p.search(2, 0.5).is_some());
-        assert_eq!(p.ends(), vec![4, 8]);
+        assert_eq!(splits.to_values(&p.ends()), vec![4, 8]);
         let exact = crate::sharing::kmeans_exact(&data, 3).unwrap();
         assert_eq!(exact.sse, 1.0);
     }
@@ -282,14 +305,18 @@ mod tests {
         #[test]
         fn any_start_finds_the_optimum_or_gives_up(
             data in proptest::collection::vec(-50.0f32..50.0, 2..400),
+            round in prop::bool::ANY,
             k in 2usize..20,
             start in -8.0f64..8.0,
         ) {
+            // Rounded to integers, many values repeat: the search runs on runs of them.
+            let data: Vec<f32> = if round { data.iter().map(|v| v.round()).collect() } else { data };
             let s = Sorted::new(&data).unwrap();
             let k = k.min(s.distinct);
-            let mut p = Penalized::new(&s.s1);
+            let splits = s.splits();
+            let mut p = Penalized::new(&splits);
             if p.search(k, 10f64.powf(start)).is_some() {
-                let ends = p.ends();
+                let ends = splits.to_values(&p.ends());
                 prop_assert_eq!(ends.len(), k);
                 let got = s.finish(&ends, 0).sse;
                 let best = layered(&s, k);

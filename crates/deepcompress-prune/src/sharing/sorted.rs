@@ -7,6 +7,41 @@
 
 use super::kmeans::Clustering;
 use crate::{PruneError, Result};
+use std::borrow::Cow;
+
+/// The boundaries the exact solvers choose from: `s1[t]` is the sum of the values before
+/// boundary `t` (`t = 0..=units`), and `counts[t]` their number (`None`: `t`).
+pub(crate) struct Splits<'a> {
+    pub s1: Cow<'a, [f64]>,
+    pub counts: Option<Vec<u32>>,
+}
+
+impl Splits<'_> {
+    /// Number of units (values, or runs of equal values) between the boundaries.
+    pub fn units(&self) -> usize {
+        self.s1.len() - 1
+    }
+
+    /// Number of values between boundaries `j < i`.
+    #[inline(always)]
+    pub fn size(&self, j: usize, i: usize) -> usize {
+        size_between(self.counts.as_deref(), j, i)
+    }
+
+    /// Cluster ends in values, from ends in boundaries.
+    pub fn to_values(&self, ends: &[usize]) -> Vec<usize> {
+        ends.iter().map(|&e| self.size(0, e)).collect()
+    }
+}
+
+/// Number of values between boundaries `j < i` with value counts `counts` (see [`Splits`]).
+#[inline(always)]
+pub(crate) fn size_between(counts: Option<&[u32]>, j: usize, i: usize) -> usize {
+    match counts {
+        Some(c) => (c[i] - c[j]) as usize,
+        None => i - j,
+    }
+}
 
 /// Data sorted once, with the permutation back to the caller's order and prefix sums.
 #[derive(Debug)]
@@ -75,6 +110,27 @@ impl Sorted {
         x.iter_mut().for_each(|v| *v -= shift);
         let s1 = prefix_sums(&x);
         Ok(Self { x, perm, s1, shift, distinct })
+    }
+
+    /// Where clusters may begin and end: between every two values, or, when at least a
+    /// quarter of the values repeat others, only between runs of equal values (some
+    /// optimal clustering keeps equal values together, and the solvers then have fewer
+    /// boundaries and no ties inside a run).
+    pub fn splits(&self) -> Splits<'_> {
+        // Runs pay off only with many repeats: a count lookup per cost evaluation made
+        // the 10^6-weight benchmark (0.5 % repeats) 40 % slower.
+        if self.distinct > self.len() / 4 * 3 {
+            return Splits { s1: Cow::Borrowed(&self.s1), counts: None };
+        }
+        let mut s1 = vec![0.0];
+        let mut counts = vec![0u32];
+        for t in 1..=self.len() {
+            if t == self.len() || self.x[t] != self.x[t - 1] {
+                s1.push(self.s1[t]);
+                counts.push(t as u32);
+            }
+        }
+        Splits { s1: Cow::Owned(s1), counts: Some(counts) }
     }
 
     /// Number of values.

@@ -80,9 +80,7 @@ pub(crate) fn exact_sorted(s: &Sorted, k: usize) -> Result<Clustering> {
     }
     if k == s.distinct {
         // One cluster per distinct value: error 0.
-        let mut ends: Vec<usize> = (1..n).filter(|&t| s.x[t] != s.x[t - 1]).collect();
-        ends.push(n);
-        return Ok(s.finish(&ends, 0));
+        return Ok(s.finish(&s.run_ends(), 0));
     }
     let splits = s.splits();
     let mut solver = Penalized::new(&splits);

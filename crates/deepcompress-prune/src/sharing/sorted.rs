@@ -122,15 +122,16 @@ impl Sorted {
         if self.distinct > self.len() / 4 * 3 {
             return Splits { s1: Cow::Borrowed(&self.s1), counts: None };
         }
-        let mut s1 = vec![0.0];
-        let mut counts = vec![0u32];
-        for t in 1..=self.len() {
-            if t == self.len() || self.x[t] != self.x[t - 1] {
-                s1.push(self.s1[t]);
-                counts.push(t as u32);
-            }
-        }
+        let ends = self.run_ends();
+        let s1 = std::iter::once(0.0).chain(ends.iter().map(|&e| self.s1[e])).collect();
+        let counts = std::iter::once(0).chain(ends.iter().map(|&e| e as u32)).collect();
         Splits { s1: Cow::Owned(s1), counts: Some(counts) }
+    }
+
+    /// Ends of the runs of equal values, ascending (last = `len`).
+    pub fn run_ends(&self) -> Vec<usize> {
+        let n = self.len();
+        (1..=n).filter(|&t| t == n || self.x[t] != self.x[t - 1]).collect()
     }
 
     /// Number of values.

@@ -98,14 +98,14 @@ impl QuantScheme {
                 "must be 2 to 8 or 16 (binary and ternary weights have their own encodings)",
             ));
         }
-        if let Granularity::PerGroup { rows, cols } = self.granularity {
-            if rows == 0 || cols == 0 {
-                return Err(QuantError::param(
-                    "group size",
-                    format!("{rows}x{cols}"),
-                    "rows and columns must be positive",
-                ));
-            }
+        if let Granularity::PerGroup { rows, cols } = self.granularity
+            && (rows == 0 || cols == 0)
+        {
+            return Err(QuantError::param(
+                "group size",
+                format!("{rows}x{cols}"),
+                "rows and columns must be positive",
+            ));
         }
         Ok(())
     }

@@ -58,14 +58,14 @@ impl CompressedConv2d {
                 weight.shape(),
             ));
         }
-        if let Some(b) = &bias {
-            if b.len() != config.out_channels {
-                return Err(CoreError::shape(
-                    "CompressedConv2d bias",
-                    format!("[{}]", config.out_channels),
-                    b.shape(),
-                ));
-            }
+        if let Some(b) = &bias
+            && b.len() != config.out_channels
+        {
+            return Err(CoreError::shape(
+                "CompressedConv2d bias",
+                format!("[{}]", config.out_channels),
+                b.shape(),
+            ));
         }
         Ok(Self { config, weight, bias, input: None })
     }

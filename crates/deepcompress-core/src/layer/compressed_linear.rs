@@ -35,14 +35,14 @@ impl CompressedLinear {
         if weight.shape().len() != 2 {
             return Err(CoreError::shape("CompressedLinear weight", "[out, in]", weight.shape()));
         }
-        if let Some(b) = &bias {
-            if b.len() != weight.shape()[0] {
-                return Err(CoreError::shape(
-                    "CompressedLinear bias",
-                    format!("[{}]", weight.shape()[0]),
-                    b.shape(),
-                ));
-            }
+        if let Some(b) = &bias
+            && b.len() != weight.shape()[0]
+        {
+            return Err(CoreError::shape(
+                "CompressedLinear bias",
+                format!("[{}]", weight.shape()[0]),
+                b.shape(),
+            ));
         }
         Ok(Self { weight, bias, batch: None })
     }

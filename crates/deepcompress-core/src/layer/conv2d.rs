@@ -218,7 +218,9 @@ impl Conv2dConfig {
                 return Err(CoreError::param(format!("Conv2d {name}"), v, "must be positive"));
             }
         }
-        if self.in_channels % self.groups != 0 || self.out_channels % self.groups != 0 {
+        if !self.in_channels.is_multiple_of(self.groups)
+            || !self.out_channels.is_multiple_of(self.groups)
+        {
             return Err(CoreError::param(
                 "Conv2d groups",
                 self.groups,
@@ -295,14 +297,14 @@ impl Conv2d {
         if weight.shape() != want {
             return Err(CoreError::shape("Conv2d weight", format!("{want:?}"), weight.shape()));
         }
-        if let Some(b) = &bias {
-            if b.len() != c.out_channels {
-                return Err(CoreError::shape(
-                    "Conv2d bias",
-                    format!("[{}]", c.out_channels),
-                    b.shape(),
-                ));
-            }
+        if let Some(b) = &bias
+            && b.len() != c.out_channels
+        {
+            return Err(CoreError::shape(
+                "Conv2d bias",
+                format!("[{}]", c.out_channels),
+                b.shape(),
+            ));
         }
         Ok(Self {
             config: c,

@@ -49,14 +49,14 @@ impl Linear {
 
     /// A layer from given weights `[out, in]` and bias `[out]`.
     pub fn from_weights(weight: Array2<f32>, bias: Option<ndarray::Array1<f32>>) -> Result<Self> {
-        if let Some(b) = &bias {
-            if b.len() != weight.nrows() {
-                return Err(CoreError::shape(
-                    "Linear bias",
-                    format!("[{}]", weight.nrows()),
-                    b.shape(),
-                ));
-            }
+        if let Some(b) = &bias
+            && b.len() != weight.nrows()
+        {
+            return Err(CoreError::shape(
+                "Linear bias",
+                format!("[{}]", weight.nrows()),
+                b.shape(),
+            ));
         }
         Ok(Self {
             weight: Param::new(weight.into_dyn()),

@@ -64,7 +64,7 @@ impl Agp {
 
     /// True when the mask is updated after `step` steps.
     pub fn updates_at(&self, step: usize) -> bool {
-        step >= self.start && step <= self.end && (step - self.start) % self.every == 0
+        step >= self.start && step <= self.end && (step - self.start).is_multiple_of(self.every)
             || step == self.end
     }
 }

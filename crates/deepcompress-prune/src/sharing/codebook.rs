@@ -81,14 +81,14 @@ impl SharedWeights {
         k: usize,
         method: Method,
     ) -> Result<(Self, f64)> {
-        if let Some(keep) = keep {
-            if keep.len() != values.len() {
-                return Err(PruneError::param(
-                    "mask length",
-                    keep.len(),
-                    format!("the weight {:?} has {} values", values.shape(), values.len()),
-                ));
-            }
+        if let Some(keep) = keep
+            && keep.len() != values.len()
+        {
+            return Err(PruneError::param(
+                "mask length",
+                keep.len(),
+                format!("the weight {:?} has {} values", values.shape(), values.len()),
+            ));
         }
         let kept = |i: usize| keep.is_none_or(|m| m[i]);
         let data: Vec<f32> =

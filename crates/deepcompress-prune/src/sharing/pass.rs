@@ -255,17 +255,17 @@ pub fn freeze(model: &mut Model, selector: &Selector) -> Result<Vec<String>> {
     for path in model.select(selector)? {
         let Ok(w) = crate::targets::weight(model, &path) else { continue };
         let Some(c) = shared_of(w) else { continue };
-        if let Ok(conv) = model.layer_as::<Conv2d>(&path) {
-            if conv.config.groups != 1 {
-                return Err(PruneError::Unsupported {
-                    path,
-                    kind: "Conv2d".into(),
-                    reason: format!(
-                        "groups = {}: a frozen shared convolution must be ungrouped",
-                        conv.config.groups
-                    ),
-                });
-            }
+        if let Ok(conv) = model.layer_as::<Conv2d>(&path)
+            && conv.config.groups != 1
+        {
+            return Err(PruneError::Unsupported {
+                path,
+                kind: "Conv2d".into(),
+                reason: format!(
+                    "groups = {}: a frozen shared convolution must be ungrouped",
+                    conv.config.groups
+                ),
+            });
         }
         let t: SharedTensor = c.to_tensor(w.value().shape())?;
         let frozen = crate::targets::compressed_layer(model, &path, Box::new(t))?;

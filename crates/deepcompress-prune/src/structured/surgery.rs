@@ -190,7 +190,7 @@ pub fn linear_keep_inputs(
     factor: usize,
     path: &str,
 ) -> Result<Linear> {
-    if factor == 0 || fc.in_features() % factor != 0 {
+    if factor == 0 || !fc.in_features().is_multiple_of(factor) {
         return Err(PruneError::param(
             format!("{path} features per channel"),
             factor,

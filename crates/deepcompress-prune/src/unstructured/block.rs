@@ -12,7 +12,7 @@ pub(crate) fn check_block(rows: usize, cols: usize, shape: &[usize], path: &str)
     }
     let out = shape[0];
     let inner: usize = shape.iter().skip(1).product();
-    if out % rows != 0 || inner % cols != 0 {
+    if !out.is_multiple_of(rows) || !inner.is_multiple_of(cols) {
         return Err(PruneError::Unsupported {
             path: path.into(),
             kind: format!("[{out}, {inner}]"),

@@ -10,7 +10,7 @@ pub(crate) fn check_n_m(n: usize, m: usize, shape: &[usize], path: &str) -> Resu
         return Err(PruneError::param("N:M", format!("{n}:{m}"), "needs 0 < N < M and M >= 2"));
     }
     let inner: usize = shape.iter().skip(1).product();
-    if inner % m != 0 {
+    if !inner.is_multiple_of(m) {
         return Err(PruneError::Unsupported {
             path: path.into(),
             kind: format!("{shape:?}"),

@@ -130,14 +130,14 @@ pub fn gptq_quantize(
             "GPTQ rounds to nearest and corrects the error",
         ));
     }
-    if let Granularity::PerGroup { rows, .. } = scheme.granularity {
-        if rows != 1 {
-            return Err(QuantError::param(
-                "group rows",
-                rows,
-                "GPTQ groups run along the input dimension: use PerGroup { rows: 1, cols: g }",
-            ));
-        }
+    if let Granularity::PerGroup { rows, .. } = scheme.granularity
+        && rows != 1
+    {
+        return Err(QuantError::param(
+            "group rows",
+            rows,
+            "GPTQ groups run along the input dimension: use PerGroup { rows: 1, cols: g }",
+        ));
     }
     if weights.iter().any(|v| !v.is_finite()) {
         return Err(QuantError::NonFinite { what: "the weight given to GPTQ".into() });
@@ -315,18 +315,18 @@ fn solve_rows(
         let mut err = Array2::<f32>::zeros((i2 - i1, r));
         for i in i1..i2 {
             let col = perm[i];
-            if let (Some(gs), Some(g)) = (groups.as_mut(), grid.group) {
-                if i % g == 0 {
-                    // Without act-order the processed order is the original order.
-                    let end = (i + g).min(cols);
-                    for rr in 0..r {
-                        let seg = wt.slice(s![i..end, rr]);
-                        let (l, h) =
-                            seg.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &x| {
-                                (l.min(x), h.max(x))
-                            });
-                        gs[rr * per_row + i / g] = fit_block(l, h, scheme);
-                    }
+            if let (Some(gs), Some(g)) = (groups.as_mut(), grid.group)
+                && i % g == 0
+            {
+                // Without act-order the processed order is the original order.
+                let end = (i + g).min(cols);
+                for rr in 0..r {
+                    let seg = wt.slice(s![i..end, rr]);
+                    let (l, h) =
+                        seg.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &x| {
+                            (l.min(x), h.max(x))
+                        });
+                    gs[rr * per_row + i / g] = fit_block(l, h, scheme);
                 }
             }
             let d = u[[i, i]];

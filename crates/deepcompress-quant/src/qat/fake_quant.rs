@@ -184,15 +184,12 @@ impl Constraint for FakeQuant {
         // The master is not changed; remember which weights the grid clips, for the
         // gradient of the next step.
         self.outside.clear();
-        if let (true, Some(steps)) = (self.zero_outside, &self.steps) {
-            if let Ok(cols) = channel_cols(value.shape(), steps.len()) {
-                let qp = qmax(self.scheme.bits) as f32;
-                self.outside = value
-                    .iter()
-                    .enumerate()
-                    .map(|(k, v)| (v / steps[k / cols]).abs() > qp)
-                    .collect();
-            }
+        if let (true, Some(steps)) = (self.zero_outside, &self.steps)
+            && let Ok(cols) = channel_cols(value.shape(), steps.len())
+        {
+            let qp = qmax(self.scheme.bits) as f32;
+            self.outside =
+                value.iter().enumerate().map(|(k, v)| (v / steps[k / cols]).abs() > qp).collect();
         }
     }
 

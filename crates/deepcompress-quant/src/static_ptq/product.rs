@@ -35,10 +35,10 @@ impl Int8Product {
                 "the integer layers use 8-bit activations",
             ));
         }
-        if let Some(b) = bias {
-            if b.iter().any(|v| !v.is_finite()) {
-                return Err(QuantError::NonFinite { what: "the bias".into() });
-            }
+        if let Some(b) = bias
+            && b.iter().any(|v| !v.is_finite())
+        {
+            return Err(QuantError::NonFinite { what: "the bias".into() });
         }
         let weight = Int8Matrix::from_f32(w)?;
         let k = w.ncols();

@@ -56,14 +56,14 @@ impl QConv2d {
                 CoreError::shape("QConv2d weight", format!("{want:?}"), weight.shape()).into()
             );
         }
-        if let Some(b) = bias {
-            if b.len() != config.out_channels {
-                return Err(QuantError::param(
-                    "bias length",
-                    b.len(),
-                    format!("must equal the {} output channels", config.out_channels),
-                ));
-            }
+        if let Some(b) = bias
+            && b.len() != config.out_channels
+        {
+            return Err(QuantError::param(
+                "bias length",
+                b.len(),
+                format!("must equal the {} output channels", config.out_channels),
+            ));
         }
         let flat = weight
             .as_standard_layout()

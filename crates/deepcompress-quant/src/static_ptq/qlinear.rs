@@ -48,14 +48,14 @@ impl QLinear {
         input: ActQuant,
         output: ActQuant,
     ) -> Result<Self> {
-        if let Some(b) = bias {
-            if b.len() != weight.nrows() {
-                return Err(QuantError::param(
-                    "bias length",
-                    b.len(),
-                    format!("must equal the {} output features", weight.nrows()),
-                ));
-            }
+        if let Some(b) = bias
+            && b.len() != weight.nrows()
+        {
+            return Err(QuantError::param(
+                "bias length",
+                b.len(),
+                format!("must equal the {} output features", weight.nrows()),
+            ));
         }
         let product = Int8Product::new(weight, bias, input, output)?;
         Ok(Self { product, bias: bias.map(|b| Array1::from(b.to_vec())) })

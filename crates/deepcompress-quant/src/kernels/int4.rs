@@ -148,7 +148,7 @@ fn row_dot_avx2_safe(row: &[u8], scales: &[f32], x: &[i8]) -> f32 {
 }
 
 /// Per group: unpack 64 codes from one register (low nibbles: weights 0..32, high:
-/// 32..64), multiply as the int8 kernel does ([`super::madd_i8`]), convert and accumulate
+/// 32..64), multiply as the int8 kernel does ([`super::isa::madd_i8`]), convert and accumulate
 /// `scale ×` it in f32 lanes; one horizontal sum per row.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
@@ -167,7 +167,7 @@ unsafe fn row_dot_avx2(row: &[u8], scales: &[f32], x: &[i8]) -> f32 {
             let hi = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(v, 4), nib), eight);
             let x0 = _mm256_loadu_si256(x.as_ptr().add(g * GROUP) as *const __m256i);
             let x1 = _mm256_loadu_si256(x.as_ptr().add(g * GROUP + 32) as *const __m256i);
-            let sum = _mm256_add_epi32(super::madd_i8(lo, x0), super::madd_i8(hi, x1));
+            let sum = _mm256_add_epi32(super::isa::madd_i8(lo, x0), super::isa::madd_i8(hi, x1));
             acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(s), acc);
         }
         let mut lanes = [0f32; 8];

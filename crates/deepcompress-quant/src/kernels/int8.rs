@@ -1,6 +1,7 @@
 //! Int8 GEMV: symmetric per-row int8 weights times dynamically quantized int8 activations,
 //! accumulated in i32, then rescaled to f32.
 
+use super::isa::Isa;
 use crate::error::{QuantError, Result};
 use ndarray::ArrayView2;
 use rayon::prelude::*;
@@ -27,7 +28,7 @@ pub struct Int8Matrix {
     scales: Vec<f32>,
     /// The codes in the GEMM's tile layout, built on the first batched product (GEMV-only
     /// users never pay its memory).
-    gemm_layout: std::sync::OnceLock<Vec<i8>>,
+    gemm_layout: std::sync::OnceLock<super::gemm_i8::PackedWeights>,
 }
 
 impl PartialEq for Int8Matrix {
@@ -93,7 +94,7 @@ impl Int8Matrix {
         }
         let packed = self
             .gemm_layout
-            .get_or_init(|| super::gemm_i8::pack_weights(&self.data, self.rows, self.cols));
+            .get_or_init(|| super::gemm_i8::PackedWeights::new(&self.data, self.rows, self.cols));
         Ok(super::gemm_i8::gemm_i32(packed, self.rows, x, n, self.cols))
     }
 
@@ -167,13 +168,20 @@ type DotFn = fn(&[i8], &[i8]) -> i32;
 
 /// The fastest dot product this CPU supports.
 fn dot_fn() -> DotFn {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx2") {
-            return dot_avx2_safe;
-        }
+    dot_for(Isa::detect())
+}
+
+/// The dot product for an instruction set; the caller makes sure the CPU has it.
+fn dot_for(isa: Isa) -> DotFn {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512Vnni => dot_avx512vnni_safe,
+        #[cfg(target_arch = "x86_64")]
+        Isa::AvxVnni => dot_avxvnni_safe,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => dot_avx2_safe,
+        _ => dot_portable,
     }
-    dot_portable
 }
 
 /// Plain i32 accumulation; the compiler vectorises it with whatever the target has.
@@ -181,32 +189,52 @@ fn dot_portable(a: &[i8], b: &[i8]) -> i32 {
     a.iter().zip(b).map(|(&x, &y)| x as i32 * y as i32).sum()
 }
 
-#[cfg(target_arch = "x86_64")]
-fn dot_avx2_safe(a: &[i8], b: &[i8]) -> i32 {
-    // SAFETY: only returned by `dot_fn` after AVX2 was detected at run time.
-    unsafe { dot_avx2(a, b) }
+/// Stamps out a SIMD dot product around one multiply-accumulate primitive of
+/// [`super::isa`] (`acc(sum, a, b)` for any signed `a` and `b` within ±127), and its safe
+/// wrapper.
+macro_rules! simd_dot {
+    ($safe:ident, $name:ident, $features:literal, $acc:path) => {
+        #[cfg(target_arch = "x86_64")]
+        fn $safe(a: &[i8], b: &[i8]) -> i32 {
+            // SAFETY: only handed out for an `Isa` that was detected at run time (or, in
+            // tests, checked before use).
+            unsafe { $name(a, b) }
+        }
+
+        /// 32 products per step, one horizontal sum at the end.
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $features)]
+        unsafe fn $name(a: &[i8], b: &[i8]) -> i32 {
+            use std::arch::x86_64::*;
+            let n = a.len().min(b.len());
+            let chunks = n / 32;
+            // SAFETY: every load reads 32 bytes at offset 32 * i < 32 * chunks <= n of both
+            // slices.
+            unsafe {
+                let mut acc = _mm256_setzero_si256();
+                for i in 0..chunks {
+                    let va = _mm256_loadu_si256(a.as_ptr().add(32 * i) as *const __m256i);
+                    let vb = _mm256_loadu_si256(b.as_ptr().add(32 * i) as *const __m256i);
+                    acc = $acc(acc, va, vb);
+                }
+                let mut lanes = [0i32; 8];
+                _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, acc);
+                lanes.iter().sum::<i32>() + dot_portable(&a[32 * chunks..n], &b[32 * chunks..n])
+            }
+        }
+    };
 }
 
-/// 32 products per step (see [`super::madd_i8`]), one horizontal sum at the end.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn dot_avx2(a: &[i8], b: &[i8]) -> i32 {
-    use std::arch::x86_64::*;
-    let n = a.len().min(b.len());
-    let chunks = n / 32;
-    // SAFETY: every load reads 32 bytes at offset 32 * i < 32 * chunks <= n of both slices.
-    unsafe {
-        let mut acc = _mm256_setzero_si256();
-        for i in 0..chunks {
-            let va = _mm256_loadu_si256(a.as_ptr().add(32 * i) as *const __m256i);
-            let vb = _mm256_loadu_si256(b.as_ptr().add(32 * i) as *const __m256i);
-            acc = _mm256_add_epi32(acc, super::madd_i8(va, vb));
-        }
-        let mut lanes = [0i32; 8];
-        _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, acc);
-        lanes.iter().sum::<i32>() + dot_portable(&a[32 * chunks..n], &b[32 * chunks..n])
-    }
-}
+simd_dot!(dot_avx2_safe, dot_avx2, "avx2", super::isa::dot_acc_avx2);
+simd_dot!(dot_avxvnni_safe, dot_avxvnni, "avx2,avxvnni", super::isa::dot_acc_avxvnni);
+simd_dot!(
+    dot_avx512vnni_safe,
+    dot_avx512vnni,
+    "avx2,avx512vnni,avx512vl",
+    super::isa::dot_acc_avx512vnni
+);
+#[cfg(test)]
+simd_dot!(dot_emulated_vnni_safe, dot_emulated_vnni, "avx2", super::isa::dot_acc_emulated);
 
 #[cfg(test)]
 mod tests {
@@ -214,10 +242,22 @@ mod tests {
 
     #[test]
     fn simd_and_portable_dots_agree_exactly() {
-        for n in [0usize, 1, 31, 32, 33, 100, 257] {
-            let a: Vec<i8> = (0..n).map(|i| ((i * 37 % 255) as i32 - 127) as i8).collect();
+        let mut dots: Vec<(&str, DotFn)> = vec![("detected", dot_fn())];
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            dots.push(("avx2", dot_for(Isa::Avx2)));
+            dots.push(("emulated vnni", dot_emulated_vnni_safe));
+        }
+        for n in [0usize, 1, 31, 32, 33, 100, 257, 4096] {
+            let a: Vec<i8> = (0..n).map(|i| ((i * 37 % 256) as i32 - 128) as i8).collect();
             let b: Vec<i8> = (0..n).map(|i| ((i * 91 % 255) as i32 - 127) as i8).collect();
-            assert_eq!(dot_fn()(&a, &b), dot_portable(&a, &b), "n = {n}");
+            for (name, dot) in &dots {
+                assert_eq!(dot(&a, &b), dot_portable(&a, &b), "{name}, n = {n}");
+            }
+            let (lo, hi) = (vec![-128i8; n], vec![127i8; n]);
+            for (name, dot) in &dots {
+                assert_eq!(dot(&lo, &hi), -128 * 127 * n as i32, "{name} at the extremes, n = {n}");
+            }
         }
     }
 }

@@ -1,11 +1,15 @@
 //! Integer kernels: the arithmetic that makes quantized weights faster, not only smaller.
 //!
-//! x86-64 CPUs with AVX2 get a SIMD path chosen at run time; every other CPU runs a
-//! portable loop with the same results (integer arithmetic is exact either way).
+//! On x86-64 the int8 kernels pick their instructions at run time: `vpdpbusd` where the
+//! CPU has AVX-512 VNNI (with VL) or AVX-VNNI, AVX2 multiplies otherwise; every other CPU
+//! runs a portable loop with the same results (integer arithmetic is exact either way).
+//! The VNNI paths could not run on the machine this was developed on (an AMD Zen 3); their
+//! data layout and offset correction are tested there with `vpdpbusd` emulated in AVX2.
 
 mod gemm_i8;
 mod int4;
 mod int8;
+mod isa;
 
 use crate::error::{QuantError, Result};
 use ndarray::ArrayView2;
@@ -31,19 +35,4 @@ fn check_input(x: &[f32], cols: usize) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// 32 signed-byte products summed in pairs of pairs into 8 i32 lanes: `|a| * (b * sign a)`
-/// with `maddubs` (unsigned x signed bytes to i16 pairs), then `madd` with ones. `|a|`
-/// read as unsigned is right even for -128; `b` must stay within ±127, and then a pair of
-/// products (at most 2 · 128 · 127) cannot saturate i16.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn madd_i8(
-    a: std::arch::x86_64::__m256i,
-    b: std::arch::x86_64::__m256i,
-) -> std::arch::x86_64::__m256i {
-    use std::arch::x86_64::*;
-    let pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a));
-    _mm256_madd_epi16(pairs, _mm256_set1_epi16(1))
 }

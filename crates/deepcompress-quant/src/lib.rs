@@ -54,8 +54,8 @@ pub use gptq::{Gptq, GptqConfig, GptqOutput, GptqStats, Hessian, gptq_quantize};
 pub use pass::QuantizeWeights;
 pub use product::{ProductConfig, ProductQuantize, ProductTensor};
 pub use qat::{
-    ActQat, ConvertQat, FakeQuant, LsqActivation, LsqWeight, Pact, PositiveScalar, PrepareQat,
-    WeightQat,
+    ActQat, CalibrateActivations, ConvertQat, FakeQuant, LsqActivation, LsqWeight, Pact,
+    PositiveScalar, PrepareQat, WeightQat,
 };
 pub use scheme::{Granularity, QuantScheme, Rounding};
 pub use static_ptq::{QConv2d, QLinear, StaticQuantize};

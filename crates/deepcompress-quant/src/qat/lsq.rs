@@ -104,8 +104,13 @@ impl LsqActivation {
         self.step.value()[0]
     }
 
-    /// `(Qn, Qp)`.
-    fn range(&self) -> (i32, i32) {
+    /// Whether negative values are quantized too (otherwise it includes a ReLU).
+    pub fn signed(&self) -> bool {
+        self.signed
+    }
+
+    /// `(Qn, Qp)`: the codes run from `-Qn` to `Qp`.
+    pub fn levels(&self) -> (i32, i32) {
         if self.signed {
             (1 << (self.bits - 1), (1 << (self.bits - 1)) - 1)
         } else {
@@ -120,7 +125,7 @@ impl Layer for LsqActivation {
     }
 
     fn forward(&mut self, x: ArrayD<f32>, mode: Mode) -> deepcompress_core::Result<ArrayD<f32>> {
-        let (qn, qp) = self.range();
+        let (qn, qp) = self.levels();
         if self.initialized[0] < 0.5 && !x.is_empty() {
             let signed = self.signed;
             let sum: f64 =
@@ -151,7 +156,7 @@ impl Layer for LsqActivation {
                 grad.shape(),
             ));
         }
-        let (qn, qp) = self.range();
+        let (qn, qp) = self.levels();
         let s = self.step();
         let mut ds = 0.0f64;
         let mut dx = grad;

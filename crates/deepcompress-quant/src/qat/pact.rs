@@ -60,6 +60,15 @@ impl Pact {
         Ok(Self { alpha: a, bits, input: None })
     }
 
+    /// The same quantizer with clipping level `alpha` (finite, > 0).
+    pub fn with_alpha(mut self, alpha: f32) -> Result<Self> {
+        if !(alpha.is_finite() && alpha > 0.0) {
+            return Err(QuantError::param("PACT alpha", alpha, "must be finite and > 0"));
+        }
+        self.alpha.set_value(ArrayD::from_elem(IxDyn(&[1]), alpha.max(MIN_ALPHA)));
+        Ok(self)
+    }
+
     /// The current clipping level.
     pub fn alpha(&self) -> f32 {
         self.alpha.value()[0]

@@ -1,8 +1,10 @@
 //! LeNet-5 (Caffe variant) on the embedded MNIST split: a float baseline, then from that
 //! baseline 4-bit weights by round-to-nearest PTQ and by quantization-aware fine-tuning
-//! (LSQ learned steps, and min-max fake quantization), ternary weights (TWN) and binary
-//! weights (BinaryConnect with XNOR-Net scaling), each converted to stored low-bit
-//! layers; prints accuracy and stored size (every layer compressed, biases f32).
+//! (LSQ learned steps, and min-max fake quantization); 4-bit weights with 4- and 2-bit
+//! activations (the ReLU's output), calibrated without training and then trained with
+//! LSQ; ternary weights (TWN) and binary weights (BinaryConnect with XNOR-Net scaling),
+//! each converted to stored low-bit layers; prints accuracy and stored size (every layer
+//! compressed, biases f32; quantized activations are simulated in f32).
 //!
 //! ```text
 //! cargo run --release --example qat_lenet5 [-- BASE_EPOCHS FINE_TUNE_EPOCHS]
@@ -17,8 +19,8 @@ use deepcompress::core::pass::{Pass, PassContext};
 use deepcompress::data::{Dataset, MNIST_MEAN, MNIST_STD, Mnist};
 use deepcompress::models::lenet5;
 use deepcompress::quant::{
-    BinaryMethod, BinaryScale, ConvertBinary, ConvertQat, Granularity, PrepareBinary, PrepareQat,
-    QuantScheme, QuantizeWeights, WeightQat,
+    ActQat, BinaryMethod, BinaryScale, CalibrateActivations, Calibration, ConvertBinary,
+    ConvertQat, Granularity, PrepareBinary, PrepareQat, QuantScheme, QuantizeWeights, WeightQat,
 };
 use deepcompress::train::{Adam, LrSchedule, TrainConfig, Trainer, evaluate};
 use std::time::Instant;
@@ -130,6 +132,34 @@ fn main() -> deepcompress::Result<()> {
             ConvertQat::new(all.clone()).apply(&mut qat, &mut ctx)?;
             let name = format!("{bits}-bit {name} QAT ({label}, {ft} epochs, lr {lr:.0e})");
             row(&name, &mut qat, &test, Some(base))?;
+        }
+    }
+
+    // 4-bit weights (per channel, min-max grid) and LSQ activation quantizers on the ReLU:
+    // post-training (steps from min-max or MSE calibration on 512 training images), then
+    // LSQ QAT from the MSE-calibrated start.
+    let mut calib_ctx = PassContext::new(0).with_calibration(&train);
+    for abits in [4u8, 2] {
+        let mut start = float.clone();
+        let w4 = WeightQat::FakeQuant(QuantScheme::new(4).granularity(Granularity::PerChannel));
+        PrepareQat::new(all.clone(), w4)
+            .activations(ActQat::Lsq { bits: abits })
+            .apply(&mut start, &mut calib_ctx)?;
+        for (label, cal) in [("min-max", Calibration::MinMax), ("MSE", Calibration::Mse)] {
+            let mut ptq = start.clone();
+            CalibrateActivations::new(all.clone(), cal).apply(&mut ptq, &mut calib_ctx)?;
+            let mut qat = ptq.clone();
+            ConvertQat::new(all.clone()).apply(&mut ptq, &mut calib_ctx)?;
+            let name = format!("4-bit weights, {abits}-bit activations, PTQ ({label} calibration)");
+            row(&name, &mut ptq, &test, Some(base))?;
+            if cal == Calibration::Mse {
+                fit(&mut qat, &train, ft, LOW_BIT_LR)?;
+                ConvertQat::new(all.clone()).apply(&mut qat, &mut calib_ctx)?;
+                let name = format!(
+                    "4-bit weights, {abits}-bit activations, LSQ QAT from MSE ({ft} epochs, lr {LOW_BIT_LR:.0e})"
+                );
+                row(&name, &mut qat, &test, Some(base))?;
+            }
         }
     }
 

@@ -81,17 +81,21 @@ fn gemm_with(
             acc
         })
         .collect();
+    // Transpose the blocks' `[rows, n]` sums into `[n, rows]`, one output row per task.
+    let surplus: Vec<i32> = if kernel.unsigned_x {
+        wp.row_sums.iter().map(|s| s.wrapping_mul(128)).collect()
+    } else {
+        vec![0; rows]
+    };
     let mut out = vec![0i32; n * rows];
-    for (b, acc) in blocks.iter().enumerate() {
-        let r0 = b * ROW_BLOCK;
-        let nr = acc.len() / n.max(1);
-        for r in 0..nr {
-            let surplus = if kernel.unsigned_x { wp.row_sums[r0 + r].wrapping_mul(128) } else { 0 };
-            for i in 0..n {
-                out[i * rows + r0 + r] = acc[r * n + i].wrapping_sub(surplus);
+    out.par_chunks_mut(rows.max(1)).enumerate().for_each(|(i, row)| {
+        for (b, acc) in blocks.iter().enumerate() {
+            let r0 = b * ROW_BLOCK;
+            for (r, v) in row[r0..r0 + acc.len() / n].iter_mut().enumerate() {
+                *v = acc[r * n + i].wrapping_sub(surplus[r0 + r]);
             }
         }
-    }
+    });
     out
 }
 

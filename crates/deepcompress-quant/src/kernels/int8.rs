@@ -119,12 +119,24 @@ impl Int8Matrix {
                 format!("must equal the {} columns", self.cols),
             ));
         }
-        let flat: Vec<f32> = x.iter().copied().collect();
-        let (xq, sx) = quantize_activations(&flat)?;
+        let owned: Vec<f32>;
+        let flat = match x.as_slice() {
+            Some(s) => s,
+            None => {
+                owned = x.iter().copied().collect();
+                &owned
+            }
+        };
+        let (xq, sx) = quantize_activations(flat)?;
         let acc = self.matmul_i32(&xq, n)?;
-        Ok(ndarray::Array2::from_shape_fn((n, self.rows), |(i, o)| {
-            acc[i * self.rows + o] as f32 * self.scales[o] * sx
-        }))
+        let rows = self.rows;
+        let mut out = vec![0.0_f32; n * rows];
+        out.par_chunks_mut(rows.max(1)).zip(acc.par_chunks(rows.max(1))).for_each(|(y, a)| {
+            for ((yo, &v), &s) in y.iter_mut().zip(a).zip(&self.scales) {
+                *yo = v as f32 * s * sx;
+            }
+        });
+        Ok(ndarray::Array2::from_shape_vec((n, rows), out).expect("n x rows values"))
     }
 
     /// `y = W x`: `x` is quantized to int8 with one scale (`max|x| / 127`), each row's dot
@@ -156,12 +168,37 @@ impl Int8Matrix {
 /// # Ok::<(), deepcompress_quant::QuantError>(())
 /// ```
 pub fn quantize_activations(x: &[f32]) -> Result<(Vec<i8>, f32)> {
-    if x.iter().any(|v| !v.is_finite()) {
+    // Large batches are split over threads; below this a hand-off costs more than it saves.
+    const CHUNK: usize = 1 << 16;
+    let scan = |c: &[f32]| {
+        c.iter().fold((0.0_f32, true), |(m, ok), v| (m.max(v.abs()), ok & v.is_finite()))
+    };
+    let (m, finite) = if x.len() <= CHUNK {
+        scan(x)
+    } else {
+        x.par_chunks(CHUNK).map(scan).reduce(|| (0.0, true), |a, b| (a.0.max(b.0), a.1 & b.1))
+    };
+    if !finite {
         return Err(QuantError::NonFinite { what: "the activations".into() });
     }
-    let m = x.iter().fold(0.0_f32, |a, v| a.max(v.abs()));
     let s = if m == 0.0 { 1.0 } else { m / 127.0 };
-    Ok((x.iter().map(|v| (v / s).round().clamp(-127.0, 127.0) as i8).collect(), s))
+    let code = |v: &f32| round_to_code(*v / s);
+    let q = if x.len() <= CHUNK {
+        x.iter().map(code).collect()
+    } else {
+        x.par_iter().with_min_len(CHUNK).map(code).collect()
+    };
+    Ok((q, s))
+}
+
+/// `v.round().clamp(-127, 127)` (ties away from zero) without the `roundf` call, so that
+/// loops over it vectorise: clamping first is the same for integer bounds, the truncation
+/// is exact there and so is the fraction `c - t`.
+fn round_to_code(v: f32) -> i8 {
+    let c = v.clamp(-127.0, 127.0);
+    let t = c as i32;
+    let f = c - t as f32;
+    (t + (f >= 0.5) as i32 - (f <= -0.5) as i32) as i8
 }
 
 type DotFn = fn(&[i8], &[i8]) -> i32;
@@ -239,6 +276,39 @@ simd_dot!(dot_emulated_vnni_safe, dot_emulated_vnni, "avx2", super::isa::dot_acc
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn codes_round_half_away_from_zero_like_f32_round() {
+        let mut v = -130.0_f32;
+        while v <= 130.0 {
+            for x in [
+                v,
+                v + 0.5,
+                f32::from_bits(v.to_bits() + 1),
+                f32::from_bits(v.to_bits().max(1) - 1),
+            ] {
+                assert_eq!(round_to_code(x), x.round().clamp(-127.0, 127.0) as i8, "{x}");
+            }
+            v += 0.25;
+        }
+        for x in [0.49999997_f32, -0.49999997, 0.5, -0.5, 1e-30, -0.0] {
+            assert_eq!(round_to_code(x), x.round() as i8, "{x}");
+        }
+    }
+
+    #[test]
+    fn large_inputs_quantize_as_small_ones_do() {
+        // Above the chunk size the scan and the rounding run in parallel.
+        let x: Vec<f32> =
+            (0..200_003).map(|i| ((i * 7919) % 10_007) as f32 / 331.0 - 15.0).collect();
+        let (q, s) = quantize_activations(&x).expect("finite");
+        let m = x.iter().fold(0.0_f32, |a, v| a.max(v.abs()));
+        assert_eq!(s, m / 127.0);
+        assert!(q.iter().zip(&x).all(|(&c, &v)| c == (v / s).round().clamp(-127.0, 127.0) as i8));
+        let mut bad = x.clone();
+        bad[150_001] = f32::NAN;
+        assert!(quantize_activations(&bad).is_err());
+    }
 
     #[test]
     fn simd_and_portable_dots_agree_exactly() {

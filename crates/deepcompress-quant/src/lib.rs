@@ -42,6 +42,7 @@ pub mod product;
 pub mod qat;
 mod scheme;
 mod static_ptq;
+mod streamed;
 mod tensor;
 
 pub use binary::{

@@ -54,20 +54,97 @@ impl Packed {
 
     /// The codes, in order.
     pub fn unpack(&self) -> Vec<u16> {
+        (0..self.len).map(|i| self.code(i)).collect()
+    }
+
+    /// Code `i` (no bounds check beyond the byte slice's).
+    fn code(&self, i: usize) -> u16 {
         let mask = if self.bits == 16 { u32::from(u16::MAX) } else { (1u32 << self.bits) - 1 };
-        (0..self.len)
-            .map(|i| {
-                let pos = i * self.bits as usize;
-                let at = pos / 8;
-                let mut v = 0u32;
-                for k in 0..3 {
-                    if let Some(&b) = self.data.get(at + k) {
-                        v |= u32::from(b) << (8 * k);
+        let pos = i * self.bits as usize;
+        let at = pos / 8;
+        let mut v = 0u32;
+        for k in 0..3 {
+            if let Some(&b) = self.data.get(at + k) {
+                v |= u32::from(b) << (8 * k);
+            }
+        }
+        ((v >> (pos % 8)) & mask) as u16
+    }
+
+    /// Codes `start..start + out.len()` mapped by `value` into `out`: one block of a
+    /// quantized tensor decoded without unpacking the rest. Widths up to 8 bits are read a
+    /// byte or a group of 8 codes at a time.
+    ///
+    /// ```
+    /// use deepcompress_quant::pack::Packed;
+    /// let p = Packed::pack(&[1, 15, 0, 7, 9], 4)?;
+    /// let mut out = [0.0f32; 3];
+    /// p.decode_with(1, &mut out, |c| (c as i32 - 8) as f32 * 0.5);
+    /// assert_eq!(out, [3.5, -4.0, -0.5]);
+    /// # Ok::<(), deepcompress_quant::QuantError>(())
+    /// ```
+    ///
+    /// # Panics
+    /// When the range runs past the last code.
+    #[inline]
+    pub fn decode_with(&self, start: usize, out: &mut [f32], value: impl Fn(u32) -> f32) {
+        assert!(start + out.len() <= self.len, "codes {start}..+{} of {}", out.len(), self.len);
+        match self.bits {
+            8 => {
+                let bytes = &self.data[start..start + out.len()];
+                out.iter_mut().zip(bytes).for_each(|(o, &b)| *o = value(u32::from(b)));
+            }
+            4 if start.is_multiple_of(2) => {
+                let bytes = &self.data[start / 2..(start + out.len()).div_ceil(2)];
+                let mut pairs = out.chunks_exact_mut(2);
+                for (o, &b) in (&mut pairs).zip(bytes) {
+                    o[0] = value(u32::from(b & 0x0F));
+                    o[1] = value(u32::from(b >> 4));
+                }
+                if let [last] = pairs.into_remainder() {
+                    *last = value(u32::from(bytes[bytes.len() - 1] & 0x0F));
+                }
+            }
+            b if b < 8 => {
+                // Eight codes fill exactly `b` bytes: after a head up to a multiple of 8,
+                // each group of 8 is one little-endian word shifted `b` bits at a time.
+                let nb = b as usize;
+                let mask = (1u64 << nb) - 1;
+                let head = ((8 - start % 8) % 8).min(out.len());
+                let (first, rest) = out.split_at_mut(head);
+                let rest_len = rest.len();
+                for (t, o) in first.iter_mut().enumerate() {
+                    *o = value(u32::from(self.code(start + t)));
+                }
+                let at = (start + head) / 8 * nb;
+                let mut groups = rest.chunks_exact_mut(8);
+                for (g, o) in (&mut groups).enumerate() {
+                    let from = at + g * nb;
+                    // Eight bytes where they exist (the bits past 8 `b` are not used).
+                    let word = match self.data.get(from..from + 8) {
+                        Some(w) => u64::from_le_bytes(w.try_into().expect("8 bytes")),
+                        None => {
+                            let mut w = [0u8; 8];
+                            w[..nb].copy_from_slice(&self.data[from..from + nb]);
+                            u64::from_le_bytes(w)
+                        }
+                    };
+                    for (k, v) in o.iter_mut().enumerate() {
+                        *v = value(((word >> (nb * k)) & mask) as u32);
                     }
                 }
-                ((v >> (pos % 8)) & mask) as u16
-            })
-            .collect()
+                let tail = groups.into_remainder();
+                let done = start + head + rest_len - tail.len();
+                for (t, o) in tail.iter_mut().enumerate() {
+                    *o = value(u32::from(self.code(done + t)));
+                }
+            }
+            _ => {
+                for (t, o) in out.iter_mut().enumerate() {
+                    *o = value(u32::from(self.code(start + t)));
+                }
+            }
+        }
     }
 
     /// Bits per code.
@@ -93,5 +170,31 @@ impl Packed {
     /// Storage in bits: the packed bytes, so at most 7 bits of padding at the end.
     pub fn storage_bits(&self) -> u64 {
         self.data.len() as u64 * 8
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_decoded_range_matches_the_unpacked_codes() {
+        for bits in 1..=16u8 {
+            let max = if bits == 16 { u16::MAX as u32 } else { (1u32 << bits) - 1 };
+            let codes: Vec<u16> =
+                (0..37u32).map(|i| ((i * 40_503 + 7) % (max + 1)) as u16).collect();
+            let p = Packed::pack(&codes, bits).expect("codes fit");
+            for start in 0..codes.len() {
+                for len in 0..=(codes.len() - start).min(11) {
+                    let mut out = vec![f32::NAN; len];
+                    p.decode_with(start, &mut out, |c| (c as i32 - 3) as f32 * 0.25);
+                    let want: Vec<f32> = codes[start..start + len]
+                        .iter()
+                        .map(|&c| (c as i32 - 3) as f32 * 0.25)
+                        .collect();
+                    assert_eq!(out, want, "{bits} bits, codes {start}..+{len}");
+                }
+            }
+        }
     }
 }

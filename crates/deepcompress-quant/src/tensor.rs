@@ -3,11 +3,13 @@
 use crate::error::{QuantError, Result};
 use crate::pack::Packed;
 use crate::scheme::{Granularity, QuantScheme, Rounding};
-use deepcompress_core::ops::matmul;
+use crate::streamed::streamed_matmul;
+use deepcompress_core::ops::worth_parallel;
 use deepcompress_core::tensor::Tensor;
 use ndarray::{Array2, ArrayD, ArrayView2, IxDyn};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 use std::any::Any;
 
 /// A uniformly quantized tensor: `b`-bit codes packed back to back, one `f32` scale per
@@ -264,17 +266,44 @@ impl QuantTensor {
 
     fn decode(&self) -> Array2<f32> {
         let (r, c) = matrix_dims(&self.shape);
-        let blocks = Blocks::new(r, c, self.scheme.granularity);
         let zeros = self.zero_points.as_ref().map(Packed::unpack);
+        let mut out = vec![0.0_f32; r * c];
+        let rows_per_task = (ROW_BLOCK_VALUES / c.max(1)).max(1);
+        let decode = |(b, chunk): (usize, &mut [f32])| {
+            let r0 = b * rows_per_task;
+            self.decode_rows(r0, r0 + chunk.len() / c.max(1), zeros.as_deref(), chunk);
+        };
+        if worth_parallel(r * c) {
+            out.par_chunks_mut(rows_per_task * c.max(1)).enumerate().for_each(decode);
+        } else {
+            out.chunks_mut(rows_per_task * c.max(1)).enumerate().for_each(decode);
+        }
+        Array2::from_shape_vec((r, c), out).expect("r x c values")
+    }
+
+    /// Rows `r0..r1` of the `[shape[0], rest]` view decoded into `out` (row-major), one
+    /// run of codes per block segment; `zeros` are the unpacked zero points.
+    fn decode_rows(&self, r0: usize, r1: usize, zeros: Option<&[u16]>, out: &mut [f32]) {
+        let (r, c) = matrix_dims(&self.shape);
+        let blocks = Blocks::new(r, c, self.scheme.granularity);
         let offset = if self.scheme.symmetric { 1i32 << (self.scheme.bits - 1) } else { 0 };
-        let codes = self.codes.unpack();
-        Array2::from_shape_fn((r, c), |(i, j)| {
-            let b = blocks.of(i, j);
-            let zero = zeros.as_ref().map_or(0, |z| z[b] as i32);
-            (codes[i * c + j] as i32 - offset - zero) as f32 * self.scales[b]
-        })
+        for (i, row) in (r0..r1).zip(out.chunks_exact_mut(c.max(1))) {
+            let mut j = 0;
+            while j < c {
+                let end = ((j / blocks.block_cols + 1) * blocks.block_cols).min(c);
+                let b = blocks.of(i, j);
+                let zero = offset + zeros.map_or(0, |z| z[b] as i32);
+                let scale = self.scales[b];
+                self.codes
+                    .decode_with(i * c + j, &mut row[j..end], |q| (q as i32 - zero) as f32 * scale);
+                j = end;
+            }
+        }
     }
 }
+
+/// Decoded values per task of [`QuantTensor::decode`] (256 KiB of f32).
+const ROW_BLOCK_VALUES: usize = 1 << 16;
 
 /// `[shape[0], rest]` (a scalar or vector is one row).
 fn matrix_dims(shape: &[usize]) -> (usize, usize) {
@@ -371,15 +400,20 @@ impl Tensor for QuantTensor {
     }
 
     fn matmul(&self, x: ArrayView2<f32>) -> deepcompress_core::Result<Array2<f32>> {
-        let w = self.decode();
-        if x.nrows() != w.ncols() {
+        let (_, c) = matrix_dims(&self.shape);
+        if x.nrows() != c {
             return Err(deepcompress_core::CoreError::shape(
                 "QuantTensor matmul input",
-                format!("[{}, n]", w.ncols()),
+                format!("[{c}, n]"),
                 x.shape(),
             ));
         }
-        Ok(matmul(w.view(), x))
+        if x.ncols() == 0 {
+            return Ok(Array2::zeros((matrix_dims(&self.shape).0, 0)));
+        }
+        let zeros = self.zero_points.as_ref().map(Packed::unpack);
+        let (r, _) = matrix_dims(&self.shape);
+        Ok(streamed_matmul(r, c, x, |r0, r1, buf| self.decode_rows(r0, r1, zeros.as_deref(), buf)))
     }
 
     fn clone_box(&self) -> Box<dyn Tensor> {

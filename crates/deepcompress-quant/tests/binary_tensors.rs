@@ -132,3 +132,24 @@ fn bad_storage_input_is_refused() {
     assert!(TernaryWeights::new(0.7, false).unwrap().ternarize(&nan).is_err());
     assert!(TernaryWeights::new(-0.1, false).is_err());
 }
+
+#[test]
+fn large_products_decode_row_blocks_like_the_dense_weight() {
+    // 300 x 1001: rows start mid-byte for both widths; five blocks on the rayon pool.
+    let (r, c) = (300usize, 1001usize);
+    let signs: Vec<bool> = (0..r * c).map(|k| (k * 7 + k / 13) % 3 != 0).collect();
+    let scales: Vec<f32> = (0..r).map(|i| 0.1 + i as f32 / 100.0).collect();
+    let b = BinaryTensor::new(&[r, c], &signs, scales.clone()).unwrap();
+    let values: Vec<i8> = (0..r * c).map(|k| ((k * 5 + k / 7) % 3) as i8 - 1).collect();
+    let t = TernaryTensor::new(&[r, c], &values, vec![0.7]).unwrap();
+    for (name, w) in [("binary", &b as &dyn Tensor), ("ternary", &t as &dyn Tensor)] {
+        for n in [1usize, 40] {
+            let x = Array2::from_shape_fn((c, n), |(i, j)| ((i + 3 * j) % 9) as f32 - 4.0);
+            let (got, want) =
+                (w.matmul(x.view()).unwrap(), matmul(as2(w.to_dense()).view(), x.view()));
+            for (a, e) in got.iter().zip(want.iter()) {
+                assert!((a - e).abs() <= 1e-3 * (1.0 + e.abs()), "{name}, n = {n}: {a} vs {e}");
+            }
+        }
+    }
+}

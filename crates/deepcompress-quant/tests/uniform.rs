@@ -29,6 +29,28 @@ fn matrix() -> impl Strategy<Value = Array2<f32>> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(128))]
 
+    /// The product decodes block by block for few columns and whole for many; both give
+    /// the decoded weights times the input, for every scheme.
+    #[test]
+    fn products_equal_the_decoded_weights_times_the_input(
+        w in matrix(),
+        b in bits(),
+        g in granularity(),
+        symmetric in any::<bool>(),
+        n in prop_oneof![1usize..4, 17usize..20],
+    ) {
+        let s = if symmetric { QuantScheme::new(b) } else { QuantScheme::new(b).asymmetric() };
+        let q = QuantTensor::quantize(&w.clone().into_dyn(), &s.granularity(g)).unwrap();
+        let c = w.ncols();
+        let x = Array2::from_shape_fn((c, n), |(i, j)| ((i * 5 + j * 3) % 7) as f32 - 3.0);
+        let d = q.to_dense().into_shape_with_order((w.nrows(), c)).unwrap();
+        let want = d.dot(&x);
+        let got = q.matmul(x.view()).unwrap();
+        for (a, e) in got.iter().zip(want.iter()) {
+            prop_assert!((a - e).abs() <= 1e-4 * (1.0 + e.abs()), "{} vs {}", a, e);
+        }
+    }
+
     /// Packing any codes that fit in `b` bits and unpacking gives them back.
     #[test]
     fn packing_round_trips(b in 1u8..=16, raw in prop::collection::vec(any::<u16>(), 0..70)) {
@@ -170,4 +192,28 @@ fn bad_input_is_refused() {
         q.matmul(ndarray::Array2::ones((2, 1)).view()).unwrap(),
         ndarray::array![[2.0], [2.0]]
     );
+}
+
+#[test]
+fn large_products_split_into_row_blocks_agree_with_the_decoded_weights() {
+    // 300 x 1001: 65 rows per decoded block, so five blocks on the rayon pool; 3-bit codes
+    // of odd rows start mid-byte, groups of 7 columns cross byte boundaries.
+    let w =
+        Array2::from_shape_fn((300, 1001), |(i, j)| ((i * 37 + j * 11) % 101) as f32 / 50.0 - 1.0);
+    let schemes = [
+        QuantScheme::new(4),
+        QuantScheme::new(3).asymmetric().granularity(Granularity::PerGroup { rows: 2, cols: 7 }),
+        QuantScheme::new(8).granularity(Granularity::PerTensor),
+    ];
+    for s in schemes {
+        let q = QuantTensor::quantize(&w.clone().into_dyn(), &s).unwrap();
+        let d = q.to_dense().into_shape_with_order((300, 1001)).unwrap();
+        for n in [1usize, 5, 40] {
+            let x = Array2::from_shape_fn((1001, n), |(i, j)| ((i + 3 * j) % 9) as f32 - 4.0);
+            let (got, want) = (q.matmul(x.view()).unwrap(), d.dot(&x));
+            for (a, e) in got.iter().zip(want.iter()) {
+                assert!((a - e).abs() <= 1e-3 * (1.0 + e.abs()), "{s:?}, n = {n}: {a} vs {e}");
+            }
+        }
+    }
 }

@@ -2,6 +2,7 @@
 
 use crate::error::{QuantError, Result};
 use crate::pack::Packed;
+use crate::streamed::streamed_matmul;
 use deepcompress_core::tensor::Tensor;
 use ndarray::{Array2, ArrayD, ArrayView2, IxDyn};
 use std::any::Any;
@@ -42,38 +43,30 @@ fn check_matmul(encoding: &str, cols: usize, x: &ArrayView2<f32>) -> deepcompres
     Ok(())
 }
 
-/// `y = diag(scale) · (P - N) · x` where `P` and `N` select the rows of `x` added and
-/// subtracted for each output: additions only, the multiplication-free product of
-/// binary and ternary networks; the scale is one multiply per output.
-fn signed_sum(
-    codes: &[u16],
-    cols: usize,
+/// `W x` with the rows of `W` decoded block by block from `codes` (one per weight, rows
+/// of `cols`): weight `= value(code, scale of its row)`. On a CPU a GEMM on the decoded
+/// block is faster than adding and subtracting input rows one weight at a time.
+fn decoded_product(
+    codes: &Packed,
+    (rows, cols): (usize, usize),
     scales: &[f32],
     x: ArrayView2<f32>,
-    sign: impl Fn(u16) -> i8,
+    value: impl Fn(u32, f32) -> f32 + Sync,
 ) -> Array2<f32> {
-    let rows = codes.len() / cols.max(1);
-    let mut y = Array2::<f32>::zeros((rows, x.ncols()));
-    for (r, mut out) in y.rows_mut().into_iter().enumerate() {
-        for (j, &c) in codes[r * cols..(r + 1) * cols].iter().enumerate() {
-            match sign(c) {
-                1 => out += &x.row(j),
-                -1 => out -= &x.row(j),
-                _ => {}
-            }
+    streamed_matmul(rows, cols, x, |r0, r1, buf| {
+        for (r, row) in (r0..r1).zip(buf.chunks_exact_mut(cols.max(1))) {
+            let s = if scales.len() == 1 { scales[0] } else { scales[r] };
+            codes.decode_with(r * cols, row, |c| value(c, s));
         }
-        let s = if scales.len() == 1 { scales[0] } else { scales[r] };
-        out *= s;
-    }
-    y
+    })
 }
 
 /// Binary weights: one sign bit per weight (bit 1 is `+`) and an `f32` scale per tensor or
 /// per output channel, `w = α_c · sign`, as trained by BinaryConnect (Courbariaux et al.
 /// 2015, arXiv 1511.00363) with XNOR-Net's per-channel scaling (Rastegari et al. 2016,
 /// arXiv 1603.05279). [`Tensor::storage_bits`] is the packed bits (whole bytes) plus
-/// 32 per scale; [`Tensor::matmul`] adds and subtracts input rows (no multiplies but the
-/// scale).
+/// 32 per scale; [`Tensor::matmul`] decodes blocks of rows to `±α` in cache and
+/// multiplies them there, so the dense weight is never built.
 ///
 /// ```
 /// use deepcompress_core::tensor::Tensor;
@@ -150,9 +143,9 @@ impl Tensor for BinaryTensor {
     }
 
     fn matmul(&self, x: ArrayView2<f32>) -> deepcompress_core::Result<Array2<f32>> {
-        let (_, cols) = matrix_dims(&self.shape);
-        check_matmul("binary", cols, &x)?;
-        Ok(signed_sum(&self.signs.unpack(), cols, &self.scales, x, |b| if b == 1 { 1 } else { -1 }))
+        let dims = matrix_dims(&self.shape);
+        check_matmul("binary", dims.1, &x)?;
+        Ok(decoded_product(&self.signs, dims, &self.scales, x, |b, s| if b == 1 { s } else { -s }))
     }
 
     fn clone_box(&self) -> Box<dyn Tensor> {
@@ -168,7 +161,7 @@ impl Tensor for BinaryTensor {
 /// scale per tensor or per output channel, `w = α_c · t` with `t ∈ {-1, 0, 1}`, as
 /// trained by Ternary Weight Networks (Li et al. 2016, arXiv 1605.04711).
 /// [`Tensor::storage_bits`] is the packed codes (whole bytes) plus 32 per scale;
-/// [`Tensor::matmul`] adds and subtracts input rows and skips zeros.
+/// [`Tensor::matmul`] decodes blocks of rows in cache and multiplies them there.
 ///
 /// ```
 /// use deepcompress_core::tensor::Tensor;
@@ -263,9 +256,11 @@ impl Tensor for TernaryTensor {
     }
 
     fn matmul(&self, x: ArrayView2<f32>) -> deepcompress_core::Result<Array2<f32>> {
-        let (_, cols) = matrix_dims(&self.shape);
-        check_matmul("ternary", cols, &x)?;
-        Ok(signed_sum(&self.codes.unpack(), cols, &self.scales, x, Self::sign))
+        let dims = matrix_dims(&self.shape);
+        check_matmul("ternary", dims.1, &x)?;
+        Ok(decoded_product(&self.codes, dims, &self.scales, x, |c, s| {
+            f32::from(Self::sign(c as u16)) * s
+        }))
     }
 
     fn clone_box(&self) -> Box<dyn Tensor> {

@@ -4,14 +4,19 @@
 //! i32 accumulation, AVX2 when the CPU has it) and the 4-bit kernel (a scale per 64
 //! weights, unpacked on the fly).
 //!
+//! Then the stored low-bit layers (`QuantTensor`, `BinaryTensor`, `TernaryTensor`) against
+//! the dense weight, through `Tensor::matmul`.
+//!
 //! ```text
 //! cargo bench -p deepcompress-benches --bench quant
 //! ```
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use deepcompress::core::ops::matmul;
+use deepcompress::core::tensor::{DenseTensor, Tensor};
 use deepcompress_benches::lowrank::weight_like;
 use deepcompress_quant::kernels::{Int4Matrix, Int8Matrix};
+use deepcompress_quant::{BinaryTensor, Granularity, QuantScheme, QuantTensor, TernaryTensor};
 use ndarray::Array2;
 use std::hint::black_box;
 
@@ -44,5 +49,46 @@ fn gemm_4096_batch128(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, gemv_4096, gemm_4096_batch128);
+/// Stored low-bit layers (what `QuantizeWeights`, GPTQ, `ConvertQat` and `ConvertBinary`
+/// leave in a model) against the dense f32 weight, through `Tensor::matmul` as a Linear
+/// calls it: `W x` with `x: [4096, n]`, at n = 1 and 128.
+fn stored_layers_4096(c: &mut Criterion) {
+    let n = 4096;
+    let w = weight_like(n, n, 5);
+    let dense = DenseTensor::new(w.clone().into_dyn());
+    let quant = |s: QuantScheme| QuantTensor::quantize(&w.clone().into_dyn(), &s).expect("finite");
+    let int8 = quant(QuantScheme::new(8));
+    let int4 = quant(QuantScheme::new(4));
+    let int3_groups = quant(
+        QuantScheme::new(3).asymmetric().granularity(Granularity::PerGroup { rows: 1, cols: 128 }),
+    );
+    let scales: Vec<f32> =
+        w.rows().into_iter().map(|r| r.iter().map(|v| v.abs()).sum::<f32>() / n as f32).collect();
+    let signs: Vec<bool> = w.iter().map(|v| *v >= 0.0).collect();
+    let binary = BinaryTensor::new(&[n, n], &signs, scales.clone()).expect("one sign per weight");
+    let cut = 0.7 * w.iter().map(|v| v.abs()).sum::<f32>() / w.len() as f32;
+    let ternary_codes: Vec<i8> =
+        w.iter().map(|v| if v.abs() <= cut { 0 } else { v.signum() as i8 }).collect();
+    let ternary = TernaryTensor::new(&[n, n], &ternary_codes, scales).expect("one code per weight");
+    let layers: [(&str, &dyn Tensor); 6] = [
+        ("f32", &dense),
+        ("int8", &int8),
+        ("int4", &int4),
+        ("int3_g128_affine", &int3_groups),
+        ("binary", &binary),
+        ("ternary", &ternary),
+    ];
+    for (batch, samples) in [(1usize, 30usize), (128, 10)] {
+        let x =
+            Array2::from_shape_fn((n, batch), |(i, j)| ((i * 7 + j * 31) % 17) as f32 / 8.5 - 1.0);
+        let mut g = c.benchmark_group(format!("stored_4096_batch{batch}"));
+        g.sample_size(samples);
+        for (name, t) in layers {
+            g.bench_function(name, |b| b.iter(|| t.matmul(black_box(x.view())).expect("matmul")));
+        }
+        g.finish();
+    }
+}
+
+criterion_group!(benches, gemv_4096, gemm_4096_batch128, stored_layers_4096);
 criterion_main!(benches);

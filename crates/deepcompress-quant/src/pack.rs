@@ -94,56 +94,85 @@ impl Packed {
                 let bytes = &self.data[start..start + out.len()];
                 out.iter_mut().zip(bytes).for_each(|(o, &b)| *o = value(u32::from(b)));
             }
-            4 if start.is_multiple_of(2) => {
-                let bytes = &self.data[start / 2..(start + out.len()).div_ceil(2)];
-                let mut pairs = out.chunks_exact_mut(2);
-                for (o, &b) in (&mut pairs).zip(bytes) {
-                    o[0] = value(u32::from(b & 0x0F));
-                    o[1] = value(u32::from(b >> 4));
-                }
-                if let [last] = pairs.into_remainder() {
-                    *last = value(u32::from(bytes[bytes.len() - 1] & 0x0F));
-                }
-            }
-            b if b < 8 => {
-                // Eight codes fill exactly `b` bytes: after a head up to a multiple of 8,
-                // each group of 8 is one little-endian word shifted `b` bits at a time.
-                let nb = b as usize;
-                let mask = (1u64 << nb) - 1;
-                let head = ((8 - start % 8) % 8).min(out.len());
-                let (first, rest) = out.split_at_mut(head);
-                let rest_len = rest.len();
-                for (t, o) in first.iter_mut().enumerate() {
-                    *o = value(u32::from(self.code(start + t)));
-                }
-                let at = (start + head) / 8 * nb;
-                let mut groups = rest.chunks_exact_mut(8);
-                for (g, o) in (&mut groups).enumerate() {
-                    let from = at + g * nb;
-                    // Eight bytes where they exist (the bits past 8 `b` are not used).
-                    let word = match self.data.get(from..from + 8) {
-                        Some(w) => u64::from_le_bytes(w.try_into().expect("8 bytes")),
-                        None => {
-                            let mut w = [0u8; 8];
-                            w[..nb].copy_from_slice(&self.data[from..from + nb]);
-                            u64::from_le_bytes(w)
-                        }
-                    };
-                    for (k, v) in o.iter_mut().enumerate() {
-                        *v = value(((word >> (nb * k)) & mask) as u32);
-                    }
-                }
-                let tail = groups.into_remainder();
-                let done = start + head + rest_len - tail.len();
-                for (t, o) in tail.iter_mut().enumerate() {
-                    *o = value(u32::from(self.code(done + t)));
-                }
-            }
+            4 if start.is_multiple_of(2) => self.decode_bytes::<4>(start, out, &value),
+            2 if start.is_multiple_of(4) => self.decode_bytes::<2>(start, out, &value),
+            1 if start.is_multiple_of(8) => self.decode_bytes::<1>(start, out, &value),
+            1 => self.decode_words::<1>(start, out, &value),
+            2 => self.decode_words::<2>(start, out, &value),
+            3 => self.decode_words::<3>(start, out, &value),
+            4 => self.decode_words::<4>(start, out, &value),
+            5 => self.decode_words::<5>(start, out, &value),
+            6 => self.decode_words::<6>(start, out, &value),
+            7 => self.decode_words::<7>(start, out, &value),
             _ => {
                 for (t, o) in out.iter_mut().enumerate() {
                     *o = value(u32::from(self.code(start + t)));
                 }
             }
+        }
+    }
+
+    /// [`Packed::decode_with`] for `B` dividing 8, from a code that starts a byte: `8 / B`
+    /// codes per byte, low bits first (`B` a constant, so the inner loop unrolls).
+    fn decode_bytes<const B: usize>(
+        &self,
+        start: usize,
+        out: &mut [f32],
+        value: &impl Fn(u32) -> f32,
+    ) {
+        let per = 8 / B;
+        let mask = ((1u16 << B) - 1) as u8;
+        let bytes = &self.data[start / per..(start + out.len()).div_ceil(per)];
+        let mut whole = out.chunks_exact_mut(per);
+        for (o, &byte) in (&mut whole).zip(bytes) {
+            for (k, v) in o.iter_mut().enumerate() {
+                *v = value(u32::from((byte >> (B * k)) & mask));
+            }
+        }
+        let rest = whole.into_remainder();
+        if let Some(&byte) = bytes.last().filter(|_| !rest.is_empty()) {
+            for (k, v) in rest.iter_mut().enumerate() {
+                *v = value(u32::from((byte >> (B * k)) & mask));
+            }
+        }
+    }
+
+    /// [`Packed::decode_with`] for other widths below 8: eight codes fill exactly `B` bytes,
+    /// so after a head up to a multiple of 8 each group of 8 is one little-endian word.
+    fn decode_words<const B: usize>(
+        &self,
+        start: usize,
+        out: &mut [f32],
+        value: &impl Fn(u32) -> f32,
+    ) {
+        let mask = (1u64 << B) - 1;
+        let head = ((8 - start % 8) % 8).min(out.len());
+        let (first, rest) = out.split_at_mut(head);
+        for (t, o) in first.iter_mut().enumerate() {
+            *o = value(u32::from(self.code(start + t)));
+        }
+        let rest_len = rest.len();
+        let at = (start + head) / 8 * B;
+        let mut groups = rest.chunks_exact_mut(8);
+        for (g, o) in (&mut groups).enumerate() {
+            let from = at + g * B;
+            // Eight bytes where they exist (the bits past 8 B are not used).
+            let word = match self.data.get(from..from + 8) {
+                Some(w) => u64::from_le_bytes(w.try_into().expect("8 bytes")),
+                None => {
+                    let mut w = [0u8; 8];
+                    w[..B].copy_from_slice(&self.data[from..from + B]);
+                    u64::from_le_bytes(w)
+                }
+            };
+            for (k, v) in o.iter_mut().enumerate() {
+                *v = value(((word >> (B * k)) & mask) as u32);
+            }
+        }
+        let tail = groups.into_remainder();
+        let done = start + head + rest_len - tail.len();
+        for (t, o) in tail.iter_mut().enumerate() {
+            *o = value(u32::from(self.code(done + t)));
         }
     }
 

@@ -400,7 +400,7 @@ impl Tensor for QuantTensor {
     }
 
     fn matmul(&self, x: ArrayView2<f32>) -> deepcompress_core::Result<Array2<f32>> {
-        let (_, c) = matrix_dims(&self.shape);
+        let (r, c) = matrix_dims(&self.shape);
         if x.nrows() != c {
             return Err(deepcompress_core::CoreError::shape(
                 "QuantTensor matmul input",
@@ -408,11 +408,7 @@ impl Tensor for QuantTensor {
                 x.shape(),
             ));
         }
-        if x.ncols() == 0 {
-            return Ok(Array2::zeros((matrix_dims(&self.shape).0, 0)));
-        }
         let zeros = self.zero_points.as_ref().map(Packed::unpack);
-        let (r, _) = matrix_dims(&self.shape);
         Ok(streamed_matmul(r, c, x, |r0, r1, buf| self.decode_rows(r0, r1, zeros.as_deref(), buf)))
     }
 

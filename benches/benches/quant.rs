@@ -5,18 +5,22 @@
 //! weights, unpacked on the fly).
 //!
 //! Then the stored low-bit layers (`QuantTensor`, `BinaryTensor`, `TernaryTensor`) against
-//! the dense weight, through `Tensor::matmul`.
+//! the dense weight, through `Tensor::matmul`, and the static-PTQ `QLinear` against
+//! `Linear`.
 //!
 //! ```text
 //! cargo bench -p deepcompress-benches --bench quant
 //! ```
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use deepcompress::core::layer::{Layer, Linear, Mode};
 use deepcompress::core::ops::matmul;
 use deepcompress::core::tensor::{DenseTensor, Tensor};
 use deepcompress_benches::lowrank::weight_like;
 use deepcompress_quant::kernels::{Int4Matrix, Int8Matrix};
-use deepcompress_quant::{BinaryTensor, Granularity, QuantScheme, QuantTensor, TernaryTensor};
+use deepcompress_quant::{
+    ActQuant, BinaryTensor, Granularity, QLinear, QuantScheme, QuantTensor, TernaryTensor,
+};
 use ndarray::Array2;
 use std::hint::black_box;
 
@@ -90,5 +94,32 @@ fn stored_layers_4096(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, gemv_4096, gemm_4096_batch128, stored_layers_4096);
+/// The static-PTQ layer against the float one at batch 128: `QLinear` (int8 input and
+/// output codes, i32 accumulation, fixed-point requantization) and `Linear`, through
+/// `Layer::forward` on the same 4096x4096 weight and bias.
+fn qlinear_4096_batch128(c: &mut Criterion) {
+    let (n, batch) = (4096, 128);
+    let w = weight_like(n, n, 5);
+    let bias: Vec<f32> = (0..n).map(|i| (i % 7) as f32 / 100.0).collect();
+    let x = Array2::from_shape_fn((batch, n), |(i, j)| ((i * 7 + j * 31) % 17) as f32 / 8.5 - 1.0)
+        .into_dyn();
+    let mut float = Linear::from_weights(w.clone(), Some(bias.clone().into())).expect("shapes");
+    let y = float.forward(x.clone(), Mode::Eval).expect("forward");
+    let range = |a: &ndarray::ArrayD<f32>| {
+        let (lo, hi) = a.iter().fold((0.0f32, 0.0f32), |(l, h), v| (l.min(*v), h.max(*v)));
+        ActQuant::from_range(lo, hi, 8).expect("finite range")
+    };
+    let mut int8 = QLinear::new(w.view(), Some(&bias), range(&x), range(&y)).expect("finite");
+    let mut g = c.benchmark_group("qlinear_4096_batch128");
+    g.sample_size(20);
+    g.bench_function("f32_linear", |b| {
+        b.iter(|| float.forward(black_box(x.clone()), Mode::Eval).expect("forward"))
+    });
+    g.bench_function("int8_qlinear", |b| {
+        b.iter(|| int8.forward(black_box(x.clone()), Mode::Eval).expect("forward"))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, gemv_4096, gemm_4096_batch128, stored_layers_4096, qlinear_4096_batch128);
 criterion_main!(benches);

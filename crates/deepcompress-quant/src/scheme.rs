@@ -21,6 +21,16 @@ pub enum Granularity {
     },
 }
 
+/// `v.round() as i32` (ties away from zero) for `|v| < 2^31`, without the `roundf` call,
+/// so that loops over it vectorise: the truncation is exact and so is the fraction
+/// `v - t` (for `|v| >= 2^23` every float is an integer and the fraction is 0). NaN gives
+/// 0, as `f32::round(NaN) as i32` does.
+pub(crate) fn round_half_away(v: f32) -> i32 {
+    let t = v as i32;
+    let f = v - t as f32;
+    t + (f >= 0.5) as i32 - (f <= -0.5) as i32
+}
+
 /// How a scaled value becomes an integer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Rounding {

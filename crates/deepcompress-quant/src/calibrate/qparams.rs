@@ -1,6 +1,7 @@
 //! Affine activation quantization parameters: a scale and a zero point on signed codes.
 
 use crate::error::{QuantError, Result};
+use crate::scheme::round_half_away;
 use serde::Serialize;
 
 /// How activations become `bits`-bit signed codes `-2^(b-1) ..= 2^(b-1) - 1`:
@@ -65,9 +66,11 @@ impl ActQuant {
 
     /// The code of `x` (round to nearest, clamped).
     pub fn quantize(&self, x: f32) -> i32 {
-        ((x / self.scale).round() as i32)
-            .saturating_add(self.zero_point)
-            .clamp(self.qmin(), self.qmax())
+        // Clamping before rounding is the same for integer bounds, and lets the rounding
+        // skip `roundf` (see `round_half_away`), so loops over this vectorise.
+        let lo = (self.qmin() - self.zero_point) as f32;
+        let hi = (self.qmax() - self.zero_point) as f32;
+        round_half_away((x / self.scale).clamp(lo, hi)) + self.zero_point
     }
 
     /// The value a code stands for.
@@ -83,5 +86,32 @@ impl ActQuant {
     /// The representable range `[min, max]`.
     pub fn range(&self) -> (f32, f32) {
         (self.dequantize(self.qmin()), self.dequantize(self.qmax()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantize_rounds_and_saturates_like_the_plain_formula() {
+        let plain = |q: &ActQuant, x: f32| {
+            ((x / q.scale).round() as i32).saturating_add(q.zero_point).clamp(q.qmin(), q.qmax())
+        };
+        for (lo, hi, bits) in
+            [(-1.0f32, 1.0f32, 8u8), (0.0, 6.0, 8), (-0.3, 2.7, 4), (-5.0, 0.5, 2)]
+        {
+            let q = ActQuant::from_range(lo, hi, bits).expect("valid range");
+            let mut x = 2.0 * lo - 1.0;
+            while x <= 2.0 * hi + 1.0 {
+                for v in [x, x + q.scale / 2.0, f32::from_bits(x.to_bits() + 1)] {
+                    assert_eq!(q.quantize(v), plain(&q, v), "[{lo}, {hi}] {bits} bits at {v}");
+                }
+                x += q.scale / 4.0;
+            }
+            for v in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1e30, -1e30, 0.0, -0.0] {
+                assert_eq!(q.quantize(v), plain(&q, v), "[{lo}, {hi}] {bits} bits at {v}");
+            }
+        }
     }
 }

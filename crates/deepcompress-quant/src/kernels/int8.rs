@@ -3,6 +3,7 @@
 
 use super::isa::Isa;
 use crate::error::{QuantError, Result};
+use crate::scheme::round_half_away;
 use ndarray::ArrayView2;
 use rayon::prelude::*;
 
@@ -191,14 +192,9 @@ pub fn quantize_activations(x: &[f32]) -> Result<(Vec<i8>, f32)> {
     Ok((q, s))
 }
 
-/// `v.round().clamp(-127, 127)` (ties away from zero) without the `roundf` call, so that
-/// loops over it vectorise: clamping first is the same for integer bounds, the truncation
-/// is exact there and so is the fraction `c - t`.
+/// `v.round().clamp(-127, 127)`: clamping first is the same for integer bounds.
 fn round_to_code(v: f32) -> i8 {
-    let c = v.clamp(-127.0, 127.0);
-    let t = c as i32;
-    let f = c - t as f32;
-    (t + (f >= 0.5) as i32 - (f <= -0.5) as i32) as i8
+    round_half_away(v.clamp(-127.0, 127.0)) as i8
 }
 
 type DotFn = fn(&[i8], &[i8]) -> i32;

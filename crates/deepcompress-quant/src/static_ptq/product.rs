@@ -6,7 +6,9 @@ use super::requant::Requant;
 use crate::calibrate::ActQuant;
 use crate::error::{QuantError, Result};
 use crate::kernels::Int8Matrix;
+use deepcompress_core::ops::worth_parallel;
 use ndarray::{Array2, ArrayView2};
+use rayon::prelude::*;
 
 /// Weights `[out, k]` as per-row symmetric int8, with everything the integer path needs.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,20 +60,39 @@ impl Int8Product {
     /// output code decoded with the output scale.
     pub(crate) fn forward(&self, x: ArrayView2<f32>) -> Result<Array2<f32>> {
         let n = x.nrows();
-        let xq: Vec<i8> = x.iter().map(|&v| self.input.quantize(v) as i8).collect();
+        let quantize = |&v: &f32| self.input.quantize(v) as i8;
+        let xq: Vec<i8> = match x.as_slice() {
+            Some(s) if worth_parallel(s.len()) => {
+                s.par_iter().with_min_len(1 << 14).map(quantize).collect()
+            }
+            Some(s) => s.iter().map(quantize).collect(),
+            None => x.iter().map(quantize).collect(),
+        };
         let acc = self.weight.matmul_i32(&xq, n)?;
         let rows = self.requant.len();
         let zp_in = self.input.zero_point as i64;
         let (qmin, qmax) = (self.output.qmin() as i64, self.output.qmax() as i64);
         let zp_out = self.output.zero_point as i64;
-        Ok(Array2::from_shape_fn((n, rows), |(i, o)| {
-            let mut v = acc[i * rows + o] as i64 - zp_in * self.row_sums[o];
-            if let Some(b) = &self.bias {
-                v += b[o];
+        // One output row per task: correct for the input zero point, add the bias,
+        // requantize, decode.
+        let requantize_row = |(y, a): (&mut [f32], &[i32])| {
+            for (o, (yo, &v)) in y.iter_mut().zip(a).enumerate() {
+                let mut v = v as i64 - zp_in * self.row_sums[o];
+                if let Some(b) = &self.bias {
+                    v += b[o];
+                }
+                let q = (zp_out + self.requant[o].apply(v)).clamp(qmin, qmax);
+                *yo = self.output.dequantize(q as i32);
             }
-            let q = (zp_out + self.requant[o].apply(v)).clamp(qmin, qmax);
-            self.output.dequantize(q as i32)
-        }))
+        };
+        let mut out = vec![0.0_f32; n * rows];
+        let width = rows.max(1);
+        if worth_parallel(n * rows) {
+            out.par_chunks_mut(width).zip(acc.par_chunks(width)).for_each(requantize_row);
+        } else {
+            out.chunks_mut(width).zip(acc.chunks(width)).for_each(requantize_row);
+        }
+        Ok(Array2::from_shape_vec((n, rows), out).expect("n x rows values"))
     }
 
     /// The float simulation of [`Int8Product::forward`]: fake-quantized inputs times the

@@ -4,6 +4,7 @@
 use super::isa::Isa;
 use crate::error::{QuantError, Result};
 use crate::scheme::round_half_away;
+use deepcompress_core::ops::worth_parallel;
 use ndarray::ArrayView2;
 use rayon::prelude::*;
 
@@ -132,11 +133,17 @@ impl Int8Matrix {
         let acc = self.matmul_i32(&xq, n)?;
         let rows = self.rows;
         let mut out = vec![0.0_f32; n * rows];
-        out.par_chunks_mut(rows.max(1)).zip(acc.par_chunks(rows.max(1))).for_each(|(y, a)| {
+        let rescale = |(y, a): (&mut [f32], &[i32])| {
             for ((yo, &v), &s) in y.iter_mut().zip(a).zip(&self.scales) {
                 *yo = v as f32 * s * sx;
             }
-        });
+        };
+        let width = rows.max(1);
+        if worth_parallel(n * rows) {
+            out.par_chunks_mut(width).zip(acc.par_chunks(width)).for_each(rescale);
+        } else {
+            out.chunks_mut(width).zip(acc.chunks(width)).for_each(rescale);
+        }
         Ok(ndarray::Array2::from_shape_vec((n, rows), out).expect("n x rows values"))
     }
 
@@ -169,25 +176,25 @@ impl Int8Matrix {
 /// # Ok::<(), deepcompress_quant::QuantError>(())
 /// ```
 pub fn quantize_activations(x: &[f32]) -> Result<(Vec<i8>, f32)> {
-    // Large batches are split over threads; below this a hand-off costs more than it saves.
-    const CHUNK: usize = 1 << 16;
+    // Large batches are split over threads (chunks of 2^16 values), small ones are not.
+    let parallel = worth_parallel(x.len());
     let scan = |c: &[f32]| {
         c.iter().fold((0.0_f32, true), |(m, ok), v| (m.max(v.abs()), ok & v.is_finite()))
     };
-    let (m, finite) = if x.len() <= CHUNK {
-        scan(x)
+    let (m, finite) = if parallel {
+        x.par_chunks(1 << 16).map(scan).reduce(|| (0.0, true), |a, b| (a.0.max(b.0), a.1 & b.1))
     } else {
-        x.par_chunks(CHUNK).map(scan).reduce(|| (0.0, true), |a, b| (a.0.max(b.0), a.1 & b.1))
+        scan(x)
     };
     if !finite {
         return Err(QuantError::NonFinite { what: "the activations".into() });
     }
     let s = if m == 0.0 { 1.0 } else { m / 127.0 };
     let code = |v: &f32| round_to_code(*v / s);
-    let q = if x.len() <= CHUNK {
-        x.iter().map(code).collect()
+    let q = if parallel {
+        x.par_iter().with_min_len(1 << 16).map(code).collect()
     } else {
-        x.par_iter().with_min_len(CHUNK).map(code).collect()
+        x.iter().map(code).collect()
     };
     Ok((q, s))
 }

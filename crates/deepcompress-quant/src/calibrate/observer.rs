@@ -210,6 +210,30 @@ mod tests {
     }
 
     #[test]
+    fn kl_does_not_collapse_on_a_spike_at_low_bits() {
+        // ReLU outputs: half exact zeros, half a heavy tail. Smearing the zeros over a
+        // chunk drew the KL threshold down to a few bins at 3 bits (1.5 % of the range,
+        // 11x min-max's squared error); now KL lands near the MSE-optimal clip.
+        let tail = heavy_tailed().mapv(f32::abs);
+        let zeros = ndarray::ArrayD::zeros(tail.shape());
+        let x = ndarray::concatenate![ndarray::Axis(0), tail, zeros];
+        for bits in [3u8, 4, 8] {
+            let err = |m| {
+                let mut o = Observer::new(m, bits).unwrap();
+                o.observe(x.view()).unwrap();
+                (o.range().unwrap().1, mse_of(&o.qparams().unwrap(), &x))
+            };
+            let (max, minmax) = err(Calibration::MinMax);
+            let (_, best) = err(Calibration::Mse);
+            let (hi, kl) = err(Calibration::Kl);
+            assert!(
+                hi >= max / 16.0 && kl <= minmax && kl < 1.5 * best,
+                "{bits} bits: KL clips at {hi} of {max}: error {kl}, min-max {minmax}, MSE {best}"
+            );
+        }
+    }
+
+    #[test]
     fn moving_average_follows_batches() {
         let mut o = Observer::new(Calibration::MovingAverage { momentum: 0.5 }, 8).unwrap();
         o.observe(Array1::from(vec![0.0_f32, 4.0]).into_dyn().view()).unwrap();

@@ -52,32 +52,42 @@ pub(crate) fn mse(h: &Histogram, bits: u8, (min, max): (f32, f32)) -> (f32, f32)
     best.0
 }
 
-/// TensorRT-style entropy calibration: the threshold whose quantized distribution
-/// (`levels` bins) loses least information, measured as KL(P || Q) with the clipped mass
-/// folded into the last bin of P. TensorRT searches one symmetric threshold on `|x|`;
-/// here each side of zero gets its own, so that a one-sided spike (the background of a
-/// normalised image, say) does not decide the clipping of the other side.
+/// TensorRT-style entropy calibration: the threshold whose quantized distribution loses
+/// least information, measured as KL(P || Q) with the clipped mass folded into the last
+/// bin of P. TensorRT searches one symmetric threshold on `|x|`; here each side of zero
+/// gets its own, so that a one-sided spike (the background of a normalised image, say)
+/// does not decide the clipping of the other side.
+///
+/// Two changes keep the search sound below 8 bits, where a side has only a few codes:
+/// zero is always on the grid, so the bin next to it keeps its own mass in Q instead of
+/// being spread over a chunk (ReLU outputs are often half zeros); and thresholds start
+/// at TensorRT's smallest, a sixteenth of the observed extent (bin 128 of its 2048).
+/// Without them a spike drew the threshold down to a few bins: LeNet-5 with 4-bit
+/// activations fell to 20 % accuracy (97.85 % now, 0.30 points below the float model).
 pub(crate) fn kl(h: &Histogram, bits: u8, (min, max): (f32, f32)) -> (f32, f32) {
     let half = h.counts().len() / 2;
     let positive = &h.counts()[half..];
     let negative: Vec<u64> = h.counts()[..half].iter().rev().copied().collect();
     let two_sided = min < 0.0 && max > 0.0;
-    let levels = if two_sided { 1 << (bits - 1) } else { 1 << bits };
+    // Non-zero codes on each side: -Qn..=Qp around zero, or 1..=2^bits - 1.
+    let (below, above) =
+        if two_sided { (1 << (bits - 1), (1 << (bits - 1)) - 1) } else { (0, (1 << bits) - 1) };
     let width = h.bin_width();
-    let hi = kl_threshold(positive, levels).map_or(max, |b| (b as f32 * width).min(max));
-    let lo = kl_threshold(&negative, levels).map_or(min, |b| (-(b as f32) * width).max(min));
+    let hi = kl_threshold(positive, above).map_or(max, |b| (b as f32 * width).min(max));
+    let lo = kl_threshold(&negative, below).map_or(min, |b| (-(b as f32) * width).max(min));
     (lo.min(0.0), hi.max(0.0))
 }
 
-/// The number of bins (from zero) to keep, or `None` when every bin can be kept.
-fn kl_threshold(bins: &[u64], levels: usize) -> Option<usize> {
+/// The number of bins (from zero) to keep for `codes` non-zero codes, or `None` when
+/// every bin can be kept.
+fn kl_threshold(bins: &[u64], codes: usize) -> Option<usize> {
     let last = bins.iter().rposition(|&c| c > 0)? + 1;
-    if last <= levels {
+    if codes == 0 || last <= codes + 1 {
         return None;
     }
     let mut best = (last, f64::INFINITY);
-    for end in levels..=last {
-        let d = kl_at(bins, end, levels);
+    for end in (codes + 1).max(last / 16)..=last {
+        let d = kl_at(bins, end, codes);
         if d < best.1 {
             best = (end, d);
         }
@@ -85,15 +95,16 @@ fn kl_threshold(bins: &[u64], levels: usize) -> Option<usize> {
     Some(best.0)
 }
 
-/// KL(P || Q) for the threshold after `end` bins.
-fn kl_at(folded: &[u64], end: usize, levels: usize) -> f64 {
+/// KL(P || Q) for the threshold after `end` bins (`end > codes`).
+fn kl_at(folded: &[u64], end: usize, codes: usize) -> f64 {
     let mut p: Vec<f64> = folded[..end].iter().map(|&c| c as f64).collect();
     p[end - 1] += folded[end..].iter().map(|&c| c as f64).sum::<f64>();
-    // Q: the unclipped bins merged into `levels` chunks, each chunk's mass spread evenly
-    // over the bins of the chunk that were non-empty.
+    // Q: the bin at zero as it is; the other unclipped bins merged into one chunk per
+    // code, each chunk's mass spread evenly over the bins of the chunk that were non-empty.
     let mut q = vec![0.0_f64; end];
-    for l in 0..levels {
-        let (a, b) = (l * end / levels, (l + 1) * end / levels);
+    q[0] = folded[0] as f64;
+    for l in 0..codes {
+        let (a, b) = (1 + l * (end - 1) / codes, 1 + (l + 1) * (end - 1) / codes);
         let chunk = &folded[a..b];
         let mass: f64 = chunk.iter().map(|&c| c as f64).sum();
         let nonzero = chunk.iter().filter(|&&c| c > 0).count();

@@ -40,16 +40,21 @@ fn gemv_4096(c: &mut Criterion) {
 }
 
 /// Batch 128 through the same 4096x4096 weights: `X Wᵀ` as a Linear computes it, our f32
-/// GEMM (faer, both cores) against the int8 GEMM (both cores).
+/// GEMM (faer, both cores) against the int8 GEMM (both cores), with 8-bit weights and with
+/// 7-bit ones (`from_f32_reduced_range`, whose AVX2 kernel needs no sign step).
 fn gemm_4096_batch128(c: &mut Criterion) {
     let (n, batch) = (4096, 128);
     let w = weight_like(n, n, 5);
     let x = Array2::from_shape_fn((batch, n), |(i, j)| ((i * 7 + j * 31) % 17) as f32 / 8.5 - 1.0);
     let q = Int8Matrix::from_f32(w.view()).expect("finite");
+    let q7 = Int8Matrix::from_f32_reduced_range(w.view()).expect("finite");
     let mut g = c.benchmark_group("gemm_4096_batch128");
     g.sample_size(20);
     g.bench_function("f32", |b| b.iter(|| matmul(black_box(x.view()), black_box(w.t()))));
     g.bench_function("int8", |b| b.iter(|| q.gemm(black_box(x.view())).expect("gemm")));
+    g.bench_function("int8_reduced_range", |b| {
+        b.iter(|| q7.gemm(black_box(x.view())).expect("gemm"))
+    });
     g.finish();
 }
 

@@ -10,9 +10,12 @@
 //!
 //! With VNNI the inputs are packed as unsigned bytes `x + 128`, so one `vpdpbusd` does
 //! the work of three AVX2 instructions and the sign step; the surplus `128 · Σ_k w[o, k]`
-//! is subtracted at the end from sums the weights carry.
+//! is subtracted at the end from sums the weights carry. Weights within ±64 (7-bit codes)
+//! take the same unsigned layout on AVX2: `maddubs` cannot saturate on them, so the sign
+//! step goes, leaving 3 instructions per 32 products instead of 5.
 
 use super::isa::Isa;
+use deepcompress_core::ops::worth_parallel;
 use rayon::prelude::*;
 
 /// Weight rows per parallel task.
@@ -32,8 +35,10 @@ pub(crate) struct PackedWeights {
     /// Tiles of 4 rows, interleaved every 32 bytes (see [`pack`]); a block of
     /// [`ROW_BLOCK`] rows is a contiguous slice.
     tiles: Vec<i8>,
-    /// `Σ_k w[o, k]`, for the VNNI kernels' offset correction.
+    /// `Σ_k w[o, k]`, for the unsigned-input kernels' offset correction.
     row_sums: Vec<i32>,
+    /// Every code within ±64, where the AVX2 kernel can skip the sign step.
+    narrow: bool,
 }
 
 impl PackedWeights {
@@ -41,7 +46,8 @@ impl PackedWeights {
     pub(crate) fn new(w: &[i8], rows: usize, k: usize) -> Self {
         debug_assert_eq!(w.len(), rows * k);
         let row_sums = w.chunks(k.max(1)).map(|r| r.iter().map(|&v| v as i32).sum()).collect();
-        Self { tiles: pack(w, rows, k, TILE_W), row_sums }
+        let narrow = w.iter().all(|v| (-64..=64).contains(v));
+        Self { tiles: pack(w, rows, k, TILE_W), row_sums, narrow }
     }
 }
 
@@ -49,17 +55,31 @@ impl PackedWeights {
 /// `[n, rows]` row-major i32. Exact (modulo 2^32 if a sum overflows i32); row blocks run
 /// in parallel; the kernel is the best this CPU has.
 pub(crate) fn gemm_i32(wp: &PackedWeights, rows: usize, x: &[i8], n: usize, k: usize) -> Vec<i32> {
-    gemm_with(kernel_for(Isa::detect()), wp, rows, x, n, k)
+    gemm_map(wp, rows, x, n, k, |_, v| v)
 }
 
-fn gemm_with(
+/// [`gemm_i32`] with `f(o, sum)` applied to each exact sum of weight row `o` as it is
+/// written out (a rescale to f32, say), so that no i32 result is stored in between.
+pub(crate) fn gemm_map<T: Copy + Default + Send>(
+    wp: &PackedWeights,
+    rows: usize,
+    x: &[i8],
+    n: usize,
+    k: usize,
+    f: impl Fn(usize, i32) -> T + Sync,
+) -> Vec<T> {
+    gemm_with(kernel_for(Isa::detect(), wp.narrow), wp, rows, x, n, k, f)
+}
+
+fn gemm_with<T: Copy + Default + Send>(
     kernel: Kernel,
     wp: &PackedWeights,
     rows: usize,
     x: &[i8],
     n: usize,
     k: usize,
-) -> Vec<i32> {
+    f: impl Fn(usize, i32) -> T + Sync,
+) -> Vec<T> {
     debug_assert_eq!(x.len(), n * k);
     let steps = k.div_ceil(STEP);
     let tile_bytes = steps * STEP * TILE_W;
@@ -69,6 +89,8 @@ fn gemm_with(
         // x + 128 as an unsigned byte; the padding becomes 128, still times zero weights.
         xp.iter_mut().for_each(|v| *v = (*v as u8 ^ 0x80) as i8);
     }
+    // Each block's sums are `[n, its rows]`, so an output row takes one contiguous run
+    // from every block.
     let blocks: Vec<Vec<i32>> = (0..rows.div_ceil(ROW_BLOCK))
         .into_par_iter()
         .map(|b| {
@@ -81,21 +103,26 @@ fn gemm_with(
             acc
         })
         .collect();
-    // Transpose the blocks' `[rows, n]` sums into `[n, rows]`, one output row per task.
     let surplus: Vec<i32> = if kernel.unsigned_x {
         wp.row_sums.iter().map(|s| s.wrapping_mul(128)).collect()
     } else {
         vec![0; rows]
     };
-    let mut out = vec![0i32; n * rows];
-    out.par_chunks_mut(rows.max(1)).enumerate().for_each(|(i, row)| {
+    let mut out = vec![T::default(); n * rows];
+    let write_row = |(i, row): (usize, &mut [T])| {
         for (b, acc) in blocks.iter().enumerate() {
-            let r0 = b * ROW_BLOCK;
-            for (r, v) in row[r0..r0 + acc.len() / n].iter_mut().enumerate() {
-                *v = acc[r * n + i].wrapping_sub(surplus[r0 + r]);
+            let (r0, width) = (b * ROW_BLOCK, acc.len() / n);
+            let sums = &acc[i * width..(i + 1) * width];
+            for (r, (o, &v)) in row[r0..r0 + width].iter_mut().zip(sums).enumerate() {
+                *o = f(r0 + r, v.wrapping_sub(surplus[r0 + r]));
             }
         }
-    });
+    };
+    if worth_parallel(n * rows) {
+        out.par_chunks_mut(rows.max(1)).enumerate().for_each(write_row);
+    } else {
+        out.chunks_mut(rows.max(1)).enumerate().for_each(write_row);
+    }
     out
 }
 
@@ -131,13 +158,16 @@ struct Kernel {
     unsigned_x: bool,
 }
 
-/// The kernel for an instruction set; the caller makes sure the CPU has it.
-fn kernel_for(isa: Isa) -> Kernel {
+/// The kernel for an instruction set and weights within ±64 (`narrow`) or not; the caller
+/// makes sure the CPU has the instruction set.
+fn kernel_for(isa: Isa, narrow: bool) -> Kernel {
     let (tile, unsigned_x): (TileFn, bool) = match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512Vnni => (tile_avx512vnni_safe, true),
         #[cfg(target_arch = "x86_64")]
         Isa::AvxVnni => (tile_avxvnni_safe, true),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 if narrow => (tile_avx2_narrow_safe, true),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => (tile_avx2_safe, false),
         _ => (tile_portable, false),
@@ -145,7 +175,7 @@ fn kernel_for(isa: Isa) -> Kernel {
     Kernel { tile, unsigned_x }
 }
 
-/// One block of packed weight tiles against all packed input pairs; `acc` is `[rows, n]`.
+/// One block of packed weight tiles against all packed input pairs; `acc` is `[n, rows]`.
 fn block(wp: &[i8], rows: usize, xp: &[i8], n: usize, steps: usize, tile: TileFn, acc: &mut [i32]) {
     let (wg, xg) = (steps * STEP * TILE_W, steps * STEP * TILE_X);
     for s0 in (0..steps).step_by(CHUNK_STEPS) {
@@ -161,7 +191,7 @@ fn block(wp: &[i8], rows: usize, xp: &[i8], n: usize, steps: usize, tile: TileFn
                     for (b, v) in row.iter().enumerate() {
                         let i = p * TILE_X + b;
                         if r < rows && i < n {
-                            acc[r * n + i] = acc[r * n + i].wrapping_add(*v);
+                            acc[i * rows + r] = acc[i * rows + r].wrapping_add(*v);
                         }
                     }
                 }
@@ -225,6 +255,9 @@ macro_rules! simd_tile {
 
 // Signed inputs within any code, weights within ±127 (the sign trick of `madd_i8`).
 simd_tile!(tile_avx2_safe, tile_avx2, "avx2", super::isa::dot_acc_avx2);
+// Unsigned inputs `x + 128`, weights within ±64.
+simd_tile!(tile_avx2_narrow_safe, tile_avx2_narrow, "avx2", super::isa::dpbusd_avx2_narrow);
+// Unsigned inputs `x + 128`, any weight code.
 simd_tile!(tile_avxvnni_safe, tile_avxvnni, "avx2,avxvnni", super::isa::dpbusd_avxvnni);
 simd_tile!(
     tile_avx512vnni_safe,
@@ -264,16 +297,19 @@ fn reduce_tile(v: &[[std::arch::x86_64::__m256i; TILE_X]; TILE_W], acc: &mut Sum
 mod tests {
     use super::*;
 
-    /// Every kernel this CPU can run: the detected one, the portable loops, and on AVX2
-    /// CPUs the VNNI layout with `vpdpbusd` emulated (so the offset correction is tested
-    /// here even without VNNI hardware).
-    fn runnable_kernels() -> Vec<(&'static str, Kernel)> {
-        let mut ks = vec![("detected", kernel_for(Isa::detect()))];
-        ks.push(("portable", kernel_for(Isa::Portable)));
+    /// Every kernel this CPU can run for weights within ±64 (`narrow`) or not: the detected
+    /// one, the portable loops, and on AVX2 CPUs the VNNI layout with `vpdpbusd` emulated
+    /// (so the offset correction is tested here even without VNNI hardware).
+    fn runnable_kernels(narrow: bool) -> Vec<(&'static str, Kernel)> {
+        let mut ks = vec![("detected", kernel_for(Isa::detect(), narrow))];
+        ks.push(("portable", kernel_for(Isa::Portable, narrow)));
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
-            ks.push(("avx2", kernel_for(Isa::Avx2)));
+            ks.push(("avx2", kernel_for(Isa::Avx2, false)));
             ks.push(("emulated vnni", Kernel { tile: tile_emulated_vnni_safe, unsigned_x: true }));
+            if narrow {
+                ks.push(("avx2 narrow", kernel_for(Isa::Avx2, true)));
+            }
         }
         ks
     }
@@ -291,13 +327,20 @@ mod tests {
     #[test]
     fn every_kernel_equals_the_naive_product() {
         let shapes = [(1, 1, 1), (5, 3, 33), (70, 7, 600), (4, 2, 64), (130, 1, 1030), (9, 5, 100)];
-        for (name, kernel) in runnable_kernels() {
-            for &(rows, n, k) in &shapes {
-                let w: Vec<i8> =
-                    (0..rows * k).map(|i| ((i * 37 % 255) as i32 - 127) as i8).collect();
-                let x: Vec<i8> = (0..n * k).map(|i| ((i * 91 % 256) as i32 - 128) as i8).collect();
-                let got = gemm_with(kernel, &PackedWeights::new(&w, rows, k), rows, &x, n, k);
-                assert_eq!(got, naive(&w, &x, rows, n, k), "{name} on ({rows}, {n}, {k})");
+        // Codes over all of ±127, and 7-bit ones over ±64.
+        for (narrow, span) in [(false, 255), (true, 129)] {
+            for (name, kernel) in runnable_kernels(narrow) {
+                for &(rows, n, k) in &shapes {
+                    let w: Vec<i8> = (0..rows * k)
+                        .map(|i| ((i * 37 % span) as i32 - span as i32 / 2) as i8)
+                        .collect();
+                    let x: Vec<i8> =
+                        (0..n * k).map(|i| ((i * 91 % 256) as i32 - 128) as i8).collect();
+                    let wp = PackedWeights::new(&w, rows, k);
+                    assert_eq!(wp.narrow, narrow);
+                    let got = gemm_with(kernel, &wp, rows, &x, n, k, |_, v| v);
+                    assert_eq!(got, naive(&w, &x, rows, n, k), "{name} on ({rows}, {n}, {k})");
+                }
             }
         }
     }
@@ -306,13 +349,25 @@ mod tests {
     fn extreme_codes_neither_saturate_nor_lose_the_offset() {
         // x = -128 everywhere (0 after the VNNI offset) and weights at ±127: the largest
         // products, where `maddubs` would saturate without the sign step.
+        // The 7-bit kernel's limit is weights at ±64 against x + 128 = 255 or 0.
         let (rows, n, k) = (6, 3, 4096);
-        let w: Vec<i8> = (0..rows * k).map(|i| if (i / 7) % 2 == 0 { 127 } else { -127 }).collect();
-        for xv in [-128i8, 127, -127] {
-            let x = vec![xv; n * k];
-            for (name, kernel) in runnable_kernels() {
-                let got = gemm_with(kernel, &PackedWeights::new(&w, rows, k), rows, &x, n, k);
-                assert_eq!(got, naive(&w, &x, rows, n, k), "{name} with x = {xv}");
+        for (narrow, top) in [(false, 127i8), (true, 64)] {
+            let w: Vec<i8> =
+                (0..rows * k).map(|i| if (i / 7) % 2 == 0 { top } else { -top }).collect();
+            for xv in [-128i8, 127, -127] {
+                let x = vec![xv; n * k];
+                for (name, kernel) in runnable_kernels(narrow) {
+                    let got = gemm_with(
+                        kernel,
+                        &PackedWeights::new(&w, rows, k),
+                        rows,
+                        &x,
+                        n,
+                        k,
+                        |_, v| v,
+                    );
+                    assert_eq!(got, naive(&w, &x, rows, n, k), "{name} with x = {xv}, w = ±{top}");
+                }
             }
         }
     }

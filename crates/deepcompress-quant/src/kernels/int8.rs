@@ -44,14 +44,40 @@ impl Int8Matrix {
     /// Quantizes `w` row by row (round to nearest, scale `max|row| / 127`).
     /// NaN or infinite weights are refused.
     pub fn from_f32(w: ArrayView2<f32>) -> Result<Self> {
+        Self::with_max_code(w, 127)
+    }
+
+    /// Quantizes `w` row by row to 7-bit codes (`-63..=63`, scale `max|row| / 63`), what
+    /// onnxruntime and fbgemm call "reduce range": twice the rounding error of
+    /// [`Int8Matrix::from_f32`], and on AVX2 CPUs without VNNI a faster
+    /// [`Int8Matrix::gemm`], whose multiplies then need no sign step (see
+    /// `docs/benchmarks.md`). The GEMV and VNNI CPUs run at the same speed either way.
+    ///
+    /// ```
+    /// use deepcompress_quant::kernels::Int8Matrix;
+    /// use ndarray::array;
+    /// let w = array![[1.0_f32, -2.0, 0.5], [0.0, 4.0, -4.0]];
+    /// let q = Int8Matrix::from_f32_reduced_range(w.view())?;
+    /// assert!(q.codes().iter().all(|c| c.abs() <= 63));
+    /// let y = q.gemm(array![[1.0_f32, 1.0, 2.0]].view())?;
+    /// assert!((y[[0, 0]] - 0.0).abs() < 0.1 && (y[[0, 1]] + 4.0).abs() < 0.1);
+    /// # Ok::<(), deepcompress_quant::QuantError>(())
+    /// ```
+    pub fn from_f32_reduced_range(w: ArrayView2<f32>) -> Result<Self> {
+        Self::with_max_code(w, 63)
+    }
+
+    /// Symmetric per-row codes within `±max_code`.
+    fn with_max_code(w: ArrayView2<f32>, max_code: u8) -> Result<Self> {
         super::check_weights(w)?;
         let (rows, cols) = w.dim();
+        let top = max_code as f32;
         let mut data = Vec::with_capacity(rows * cols);
         let mut scales = Vec::with_capacity(rows);
         for row in w.rows() {
             let m = row.iter().fold(0.0_f32, |a, v| a.max(v.abs()));
-            let scale = if m == 0.0 { 1.0 } else { m / 127.0 };
-            data.extend(row.iter().map(|v| (v / scale).round().clamp(-127.0, 127.0) as i8));
+            let scale = if m == 0.0 { 1.0 } else { m / top };
+            data.extend(row.iter().map(|v| (v / scale).round().clamp(-top, top) as i8));
             scales.push(scale);
         }
         Ok(Self { rows, cols, data, scales, gemm_layout: std::sync::OnceLock::new() })
@@ -94,10 +120,13 @@ impl Int8Matrix {
                 format!("must be {n} rows x {} columns", self.cols),
             ));
         }
-        let packed = self
-            .gemm_layout
-            .get_or_init(|| super::gemm_i8::PackedWeights::new(&self.data, self.rows, self.cols));
-        Ok(super::gemm_i8::gemm_i32(packed, self.rows, x, n, self.cols))
+        Ok(super::gemm_i8::gemm_i32(self.packed(), self.rows, x, n, self.cols))
+    }
+
+    /// The codes in the GEMM's layout, packed on first use.
+    fn packed(&self) -> &super::gemm_i8::PackedWeights {
+        self.gemm_layout
+            .get_or_init(|| super::gemm_i8::PackedWeights::new(&self.data, self.rows, self.cols))
     }
 
     /// `Y = X Wᵀ` for a batch `x: [n, cols]` (a Linear's forward): `x` is quantized to
@@ -130,21 +159,11 @@ impl Int8Matrix {
             }
         };
         let (xq, sx) = quantize_activations(flat)?;
-        let acc = self.matmul_i32(&xq, n)?;
-        let rows = self.rows;
-        let mut out = vec![0.0_f32; n * rows];
-        let rescale = |(y, a): (&mut [f32], &[i32])| {
-            for ((yo, &v), &s) in y.iter_mut().zip(a).zip(&self.scales) {
-                *yo = v as f32 * s * sx;
-            }
-        };
-        let width = rows.max(1);
-        if worth_parallel(n * rows) {
-            out.par_chunks_mut(width).zip(acc.par_chunks(width)).for_each(rescale);
-        } else {
-            out.chunks_mut(width).zip(acc.chunks(width)).for_each(rescale);
-        }
-        Ok(ndarray::Array2::from_shape_vec((n, rows), out).expect("n x rows values"))
+        let scales = &self.scales;
+        let out = super::gemm_i8::gemm_map(self.packed(), self.rows, &xq, n, self.cols, |o, v| {
+            v as f32 * scales[o] * sx
+        });
+        Ok(ndarray::Array2::from_shape_vec((n, self.rows), out).expect("n x rows values"))
     }
 
     /// `y = W x`: `x` is quantized to int8 with one scale (`max|x| / 127`), each row's dot
@@ -177,25 +196,27 @@ impl Int8Matrix {
 /// ```
 pub fn quantize_activations(x: &[f32]) -> Result<(Vec<i8>, f32)> {
     // Large batches are split over threads (chunks of 2^16 values), small ones are not.
+    const CHUNK: usize = 1 << 16;
     let parallel = worth_parallel(x.len());
-    let scan = |c: &[f32]| {
-        c.iter().fold((0.0_f32, true), |(m, ok), v| (m.max(v.abs()), ok & v.is_finite()))
-    };
-    let (m, finite) = if parallel {
-        x.par_chunks(1 << 16).map(scan).reduce(|| (0.0, true), |a, b| (a.0.max(b.0), a.1 & b.1))
-    } else {
-        scan(x)
-    };
-    if !finite {
+    // The largest |x| as bits: for non-negative floats the integer order is the float
+    // order, and NaN and infinity sit above every finite value, so one integer maximum
+    // (which vectorizes, unlike a float maximum with a finiteness test) finds both.
+    let scan = |c: &[f32]| c.iter().fold(0u32, |m, v| m.max(v.to_bits() & 0x7fff_ffff));
+    let top = if parallel { x.par_chunks(CHUNK).map(scan).max().unwrap_or(0) } else { scan(x) };
+    if top >= f32::INFINITY.to_bits() {
         return Err(QuantError::NonFinite { what: "the activations".into() });
     }
+    let m = f32::from_bits(top);
     let s = if m == 0.0 { 1.0 } else { m / 127.0 };
-    let code = |v: &f32| round_to_code(*v / s);
-    let q = if parallel {
-        x.par_iter().with_min_len(1 << 16).map(code).collect()
-    } else {
-        x.iter().map(code).collect()
+    let mut q = vec![0i8; x.len()];
+    let encode = |(out, c): (&mut [i8], &[f32])| {
+        out.iter_mut().zip(c).for_each(|(o, v)| *o = round_to_code(*v / s));
     };
+    if parallel {
+        q.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(encode);
+    } else {
+        encode((&mut q, x));
+    }
     Ok((q, s))
 }
 
@@ -311,6 +332,29 @@ mod tests {
         let mut bad = x.clone();
         bad[150_001] = f32::NAN;
         assert!(quantize_activations(&bad).is_err());
+    }
+
+    #[test]
+    fn gemm_rows_equal_the_gemv_at_both_ranges() {
+        // The GEMM (tile kernels; the 7-bit codes take the no-sign-step one on AVX2) and
+        // the GEMV (dot kernels) share nothing but the quantization: one input row gives
+        // bit-identical outputs, close to the float product.
+        let (rows, cols) = (37, 300);
+        let w = ndarray::Array2::from_shape_fn((rows, cols), |(i, j)| {
+            (((i * 131 + j * 17) % 97) as f32 - 48.0) / 7.0
+        });
+        let x: Vec<f32> = (0..cols).map(|j| ((j * 29 % 53) as f32 - 26.0) / 5.0).collect();
+        let exact = w.dot(&ndarray::ArrayView1::from(&x));
+        let scale = exact.iter().map(|v| v.abs()).sum::<f32>();
+        for q in [Int8Matrix::from_f32(w.view()), Int8Matrix::from_f32_reduced_range(w.view())] {
+            let q = q.expect("finite");
+            let xs = ndarray::ArrayView2::from_shape((1, cols), &x).expect("one row");
+            let batched = q.gemm(xs).expect("gemm");
+            let single = q.gemv(&x).expect("gemv");
+            assert_eq!(batched.row(0).to_vec(), single);
+            let error = single.iter().zip(&exact).map(|(a, b)| (a - b).abs()).sum::<f32>();
+            assert!(error < 0.02 * scale, "{error} against {scale}");
+        }
     }
 
     #[test]

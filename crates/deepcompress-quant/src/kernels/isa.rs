@@ -63,6 +63,17 @@ mod x86 {
         _mm256_add_epi32(acc, madd_i8(a, b))
     }
 
+    /// `acc + Σ u·s` for unsigned bytes `u` and signed bytes `s` within ±64, with AVX2:
+    /// `maddubs` then `madd` with ones, without [`madd_i8`]'s sign step. Exact because a
+    /// pair of products stays within 2 · 255 · 64 = 32,640 (i16 saturates at 32,767); for
+    /// weights quantized to 7 bits (onnxruntime's and fbgemm's "reduce range").
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub(crate) fn dpbusd_avx2_narrow(acc: __m256i, u: __m256i, s: __m256i) -> __m256i {
+        let pairs = _mm256_maddubs_epi16(u, s);
+        _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)))
+    }
+
     /// `acc + Σ u·s` for unsigned bytes `u` and signed bytes `s`, with AVX-VNNI.
     #[inline]
     #[target_feature(enable = "avx2,avxvnni")]

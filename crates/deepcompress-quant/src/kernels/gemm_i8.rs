@@ -52,14 +52,10 @@ impl PackedWeights {
 }
 
 /// Products of `x` (`[n, k]`, any int8 code) and the rows of the packed weights, as
-/// `[n, rows]` row-major i32. Exact (modulo 2^32 if a sum overflows i32); row blocks run
-/// in parallel; the kernel is the best this CPU has.
-pub(crate) fn gemm_i32(wp: &PackedWeights, rows: usize, x: &[i8], n: usize, k: usize) -> Vec<i32> {
-    gemm_map(wp, rows, x, n, k, |_, v| v)
-}
-
-/// [`gemm_i32`] with `f(o, sum)` applied to each exact sum of weight row `o` as it is
-/// written out (a rescale to f32, say), so that no i32 result is stored in between.
+/// `[n, rows]` row-major, with `f(o, sum)` applied to each exact sum of weight row `o` as
+/// it is written out (a rescale to f32, say; no i32 result is stored in between). Sums
+/// are exact (modulo 2^32 if one overflows i32); row blocks run in parallel; the kernel
+/// is the best this CPU has.
 pub(crate) fn gemm_map<T: Copy + Default + Send>(
     wp: &PackedWeights,
     rows: usize,

@@ -120,7 +120,20 @@ impl Int8Matrix {
                 format!("must be {n} rows x {} columns", self.cols),
             ));
         }
-        Ok(super::gemm_i8::gemm_i32(self.packed(), self.rows, x, n, self.cols))
+        Ok(self.matmul_map(x, n, |_, v| v))
+    }
+
+    /// [`Int8Matrix::matmul_i32`] with `f(o, sum)` applied to each exact sum of weight row
+    /// `o` as it is written (a rescale or requantization), with no i32 result in between.
+    /// `x` must hold `n` rows.
+    pub(crate) fn matmul_map<T: Copy + Default + Send>(
+        &self,
+        x: &[i8],
+        n: usize,
+        f: impl Fn(usize, i32) -> T + Sync,
+    ) -> Vec<T> {
+        debug_assert_eq!(x.len(), n * self.cols);
+        super::gemm_i8::gemm_map(self.packed(), self.rows, x, n, self.cols, f)
     }
 
     /// The codes in the GEMM's layout, packed on first use.
@@ -160,9 +173,7 @@ impl Int8Matrix {
         };
         let (xq, sx) = quantize_activations(flat)?;
         let scales = &self.scales;
-        let out = super::gemm_i8::gemm_map(self.packed(), self.rows, &xq, n, self.cols, |o, v| {
-            v as f32 * scales[o] * sx
-        });
+        let out = self.matmul_map(&xq, n, |o, v| v as f32 * scales[o] * sx);
         Ok(ndarray::Array2::from_shape_vec((n, self.rows), out).expect("n x rows values"))
     }
 

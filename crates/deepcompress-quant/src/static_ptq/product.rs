@@ -59,7 +59,14 @@ impl Int8Product {
     /// Rows of `x` (`[n, k]`) through the integer path: `[n, out]`, each value an int8
     /// output code decoded with the output scale.
     pub(crate) fn forward(&self, x: ArrayView2<f32>) -> Result<Array2<f32>> {
-        let n = x.nrows();
+        let (n, cols) = (x.nrows(), self.weight.dim().1);
+        if x.ncols() != cols {
+            return Err(QuantError::param(
+                "input columns",
+                x.ncols(),
+                format!("must equal the {cols} weight columns"),
+            ));
+        }
         let quantize = |&v: &f32| self.input.quantize(v) as i8;
         let xq: Vec<i8> = match x.as_slice() {
             Some(s) if worth_parallel(s.len()) => {
@@ -68,30 +75,21 @@ impl Int8Product {
             Some(s) => s.iter().map(quantize).collect(),
             None => x.iter().map(quantize).collect(),
         };
-        let acc = self.weight.matmul_i32(&xq, n)?;
         let rows = self.requant.len();
         let zp_in = self.input.zero_point as i64;
         let (qmin, qmax) = (self.output.qmin() as i64, self.output.qmax() as i64);
         let zp_out = self.output.zero_point as i64;
-        // One output row per task: correct for the input zero point, add the bias,
-        // requantize, decode.
-        let requantize_row = |(y, a): (&mut [f32], &[i32])| {
-            for (o, (yo, &v)) in y.iter_mut().zip(a).enumerate() {
-                let mut v = v as i64 - zp_in * self.row_sums[o];
-                if let Some(b) = &self.bias {
-                    v += b[o];
-                }
-                let q = (zp_out + self.requant[o].apply(v)).clamp(qmin, qmax);
-                *yo = self.output.dequantize(q as i32);
+        // Each exact sum as the GEMM writes it: correct for the input zero point, add the
+        // bias, requantize, decode.
+        let requantize = |o: usize, v: i32| {
+            let mut v = v as i64 - zp_in * self.row_sums[o];
+            if let Some(b) = &self.bias {
+                v += b[o];
             }
+            let q = (zp_out + self.requant[o].apply(v)).clamp(qmin, qmax);
+            self.output.dequantize(q as i32)
         };
-        let mut out = vec![0.0_f32; n * rows];
-        let width = rows.max(1);
-        if worth_parallel(n * rows) {
-            out.par_chunks_mut(width).zip(acc.par_chunks(width)).for_each(requantize_row);
-        } else {
-            out.chunks_mut(width).zip(acc.chunks(width)).for_each(requantize_row);
-        }
+        let out = self.weight.matmul_map(&xq, n, requantize);
         Ok(Array2::from_shape_vec((n, rows), out).expect("n x rows values"))
     }
 

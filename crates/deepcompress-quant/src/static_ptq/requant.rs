@@ -37,8 +37,14 @@ impl Requant {
 
     /// `round(v · m)`, ties toward +∞.
     pub(crate) fn apply(&self, v: i64) -> i64 {
-        let p = v as i128 * self.mantissa as i128;
         let shift = 31 - self.exponent;
+        // An accumulator within i32 times a 31-bit mantissa fits in i64 with room for the
+        // rounding bit: the same exact result without 128-bit arithmetic (the common case).
+        if (1..=62).contains(&shift) && i32::try_from(v).is_ok() {
+            let p = v * self.mantissa;
+            return (p + (1i64 << (shift - 1))) >> shift;
+        }
+        let p = v as i128 * self.mantissa as i128;
         if shift <= 0 {
             return (p << (-shift)) as i64;
         }
@@ -67,5 +73,23 @@ mod tests {
             }
         }
         assert!(Requant::new(0.0).is_err() && Requant::new(f64::NAN).is_err());
+    }
+
+    #[test]
+    fn the_i64_path_equals_the_i128_one() {
+        // Both sides of the i32 limit and every shift the fast path takes.
+        let wide = |r: &Requant, v: i64| {
+            let p = v as i128 * r.mantissa as i128;
+            let shift = 31 - r.exponent;
+            ((p + (1i128 << (shift - 1))) >> shift) as i64
+        };
+        for e in -31..=30 {
+            let r = Requant::new(0.75 * 2f64.powi(e)).unwrap();
+            for v in
+                [i32::MIN as i64, -1_234_567_891, -2, -1, 0, 1, 3, 987_654_321, i32::MAX as i64]
+            {
+                assert_eq!(r.apply(v), wide(&r, v), "2^{e}, v {v}");
+            }
+        }
     }
 }

@@ -19,7 +19,8 @@ use deepcompress::core::tensor::{DenseTensor, Tensor};
 use deepcompress_benches::lowrank::weight_like;
 use deepcompress_quant::kernels::{Int4Matrix, Int8Matrix};
 use deepcompress_quant::{
-    ActQuant, BinaryTensor, Granularity, QLinear, QuantScheme, QuantTensor, TernaryTensor,
+    ActQuant, BinaryTensor, Granularity, ProductConfig, ProductTensor, QLinear, QuantScheme,
+    QuantTensor, TernaryTensor,
 };
 use ndarray::Array2;
 use std::hint::black_box;
@@ -58,8 +59,8 @@ fn gemm_4096_batch128(c: &mut Criterion) {
     g.finish();
 }
 
-/// Stored low-bit layers (what `QuantizeWeights`, GPTQ, `ConvertQat` and `ConvertBinary`
-/// leave in a model) against the dense f32 weight, through `Tensor::matmul` as a Linear
+/// Stored low-bit layers (what `QuantizeWeights`, GPTQ, `ConvertQat`, `ConvertBinary` and
+/// `ProductQuantize` leave in a model) against the dense f32 weight, through `Tensor::matmul` as a Linear
 /// calls it: `W x` with `x: [4096, n]`, at n = 1 and 128.
 fn stored_layers_4096(c: &mut Criterion) {
     let n = 4096;
@@ -79,8 +80,13 @@ fn stored_layers_4096(c: &mut Criterion) {
     let ternary_codes: Vec<i8> =
         w.iter().map(|v| if v.abs() <= cut { 0 } else { v.signum() as i8 }).collect();
     let ternary = TernaryTensor::new(&[n, n], &ternary_codes, scales).expect("one code per weight");
-    let layers: [(&str, &dyn Tensor); 6] = [
+    // Product quantization as Gong et al.'s best trade-off, d = 4 and k = 256 (2 bits per
+    // weight); one Lloyd iteration, since only the speed is measured.
+    let pq = ProductTensor::quantize(w.view(), &ProductConfig::new(4, 256).iterations(1), 0)
+        .expect("finite");
+    let layers: [(&str, &dyn Tensor); 7] = [
         ("f32", &dense),
+        ("pq_d4_k256", &pq),
         ("int8", &int8),
         ("int4", &int4),
         ("int3_g128_affine", &int3_groups),

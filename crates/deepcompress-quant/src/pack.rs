@@ -87,23 +87,23 @@ impl Packed {
     /// # Panics
     /// When the range runs past the last code.
     #[inline]
-    pub fn decode_with(&self, start: usize, out: &mut [f32], value: impl Fn(u32) -> f32) {
+    pub fn decode_with<T>(&self, start: usize, out: &mut [T], value: impl Fn(u32) -> T) {
         assert!(start + out.len() <= self.len, "codes {start}..+{} of {}", out.len(), self.len);
         match self.bits {
             8 => {
                 let bytes = &self.data[start..start + out.len()];
                 out.iter_mut().zip(bytes).for_each(|(o, &b)| *o = value(u32::from(b)));
             }
-            4 if start.is_multiple_of(2) => self.decode_bytes::<4>(start, out, &value),
-            2 if start.is_multiple_of(4) => self.decode_bytes::<2>(start, out, &value),
-            1 if start.is_multiple_of(8) => self.decode_bytes::<1>(start, out, &value),
-            1 => self.decode_words::<1>(start, out, &value),
-            2 => self.decode_words::<2>(start, out, &value),
-            3 => self.decode_words::<3>(start, out, &value),
-            4 => self.decode_words::<4>(start, out, &value),
-            5 => self.decode_words::<5>(start, out, &value),
-            6 => self.decode_words::<6>(start, out, &value),
-            7 => self.decode_words::<7>(start, out, &value),
+            4 if start.is_multiple_of(2) => self.decode_bytes::<4, T>(start, out, &value),
+            2 if start.is_multiple_of(4) => self.decode_bytes::<2, T>(start, out, &value),
+            1 if start.is_multiple_of(8) => self.decode_bytes::<1, T>(start, out, &value),
+            1 => self.decode_words::<1, T>(start, out, &value),
+            2 => self.decode_words::<2, T>(start, out, &value),
+            3 => self.decode_words::<3, T>(start, out, &value),
+            4 => self.decode_words::<4, T>(start, out, &value),
+            5 => self.decode_words::<5, T>(start, out, &value),
+            6 => self.decode_words::<6, T>(start, out, &value),
+            7 => self.decode_words::<7, T>(start, out, &value),
             _ => {
                 for (t, o) in out.iter_mut().enumerate() {
                     *o = value(u32::from(self.code(start + t)));
@@ -114,11 +114,11 @@ impl Packed {
 
     /// [`Packed::decode_with`] for `B` dividing 8, from a code that starts a byte: `8 / B`
     /// codes per byte, low bits first (`B` a constant, so the inner loop unrolls).
-    fn decode_bytes<const B: usize>(
+    fn decode_bytes<const B: usize, T>(
         &self,
         start: usize,
-        out: &mut [f32],
-        value: &impl Fn(u32) -> f32,
+        out: &mut [T],
+        value: &impl Fn(u32) -> T,
     ) {
         let per = 8 / B;
         let mask = ((1u16 << B) - 1) as u8;
@@ -139,11 +139,11 @@ impl Packed {
 
     /// [`Packed::decode_with`] for other widths below 8: eight codes fill exactly `B` bytes,
     /// so after a head up to a multiple of 8 each group of 8 is one little-endian word.
-    fn decode_words<const B: usize>(
+    fn decode_words<const B: usize, T>(
         &self,
         start: usize,
-        out: &mut [f32],
-        value: &impl Fn(u32) -> f32,
+        out: &mut [T],
+        value: &impl Fn(u32) -> T,
     ) {
         let mask = (1u64 << B) - 1;
         let head = ((8 - start % 8) % 8).min(out.len());

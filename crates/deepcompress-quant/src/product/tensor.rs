@@ -4,7 +4,7 @@ use super::config::ProductConfig;
 use super::kmeans::kmeans;
 use crate::error::{QuantError, Result};
 use crate::pack::Packed;
-use deepcompress_core::ops::matmul;
+use crate::streamed::streamed_matmul;
 use deepcompress_core::tensor::Tensor;
 use ndarray::{Array2, ArrayD, ArrayView2, s};
 use rayon::prelude::*;
@@ -134,19 +134,90 @@ impl ProductTensor {
         self.shape[1] / self.dim
     }
 
-    fn decode(&self) -> Array2<f32> {
-        let codes = self.codes.unpack();
-        let (d, m) = (self.dim, self.spaces());
-        let mut w = Array2::<f32>::zeros((self.shape[0], self.shape[1]));
-        for i in 0..self.shape[0] {
-            for j in 0..m {
-                let c = codes[i * m + j] as usize;
-                w.slice_mut(s![i, j * d..(j + 1) * d]).assign(&self.codebook(j).row(c));
+    /// Rows `r0..r1` of the weight, row-major into `out`.
+    fn decode_rows(&self, r0: usize, r1: usize, out: &mut [f32]) {
+        // Sub-vectors of a constant length copy without a call to `memcpy` each.
+        match self.dim {
+            1 => self.decode_rows_of::<1>(r0, r1, out),
+            2 => self.decode_rows_of::<2>(r0, r1, out),
+            4 => self.decode_rows_of::<4>(r0, r1, out),
+            8 => self.decode_rows_of::<8>(r0, r1, out),
+            _ => self.decode_rows_of::<0>(r0, r1, out),
+        }
+    }
+
+    /// [`ProductTensor::decode_rows`] for `D == dim`, or any `dim` when `D` is 0.
+    fn decode_rows_of<const D: usize>(&self, r0: usize, r1: usize, out: &mut [f32]) {
+        let (d, m) = (if D == 0 { self.dim } else { D }, self.spaces());
+        let mut codes = vec![0usize; m];
+        for (i, row) in (r0..r1).zip(out.chunks_mut(self.shape[1])) {
+            self.codes.decode_with(i * m, &mut codes, |c| c as usize);
+            for (j, (&c, sub)) in codes.iter().zip(row.chunks_exact_mut(d)).enumerate() {
+                let from = &self.codebooks[(j * self.centroids + c) * d..][..d];
+                sub.iter_mut().zip(from).for_each(|(o, &v)| *o = v);
             }
         }
-        w
+    }
+
+    /// `W x` through per-subspace lookup tables (`x` has at least one column): each table
+    /// holds every centroid times the subspace's `d` input rows, and each output row adds
+    /// the entry of its code from every table.
+    fn table_matmul(&self, x: ArrayView2<f32>) -> Array2<f32> {
+        let (rows, n) = (self.shape[0], x.ncols());
+        let x = x.as_standard_layout();
+        let xs = x.as_slice().expect("standard layout");
+        let (d, m, k) = (self.dim, self.spaces(), self.centroids);
+        let mut y = vec![0.0_f32; rows * n];
+        // Subspaces go in groups whose tables fit in TABLE_BYTES, so that the rows'
+        // lookups hit cache.
+        let group = (TABLE_BYTES / (4 * k * n)).clamp(1, m);
+        let mut tables = vec![0.0_f32; group * k * n];
+        for j0 in (0..m).step_by(group) {
+            let g = group.min(m - j0);
+            tables[..g * k * n].par_chunks_mut(k * n).enumerate().for_each(|(jj, table)| {
+                let j = j0 + jj;
+                let book = &self.codebooks[j * k * d..(j + 1) * k * d];
+                let xj = &xs[j * d * n..(j + 1) * d * n];
+                for (centroid, out) in book.chunks(d).zip(table.chunks_mut(n)) {
+                    for (t, o) in out.iter_mut().enumerate() {
+                        *o = centroid.iter().enumerate().map(|(e, &w)| w * xj[e * n + t]).sum();
+                    }
+                }
+            });
+            let tables = &tables;
+            y.par_chunks_mut(ROW_BLOCK * n).enumerate().for_each(|(b, block)| {
+                let mut codes = vec![0usize; g];
+                for (r, yr) in block.chunks_mut(n).enumerate() {
+                    let at = (b * ROW_BLOCK + r) * m + j0;
+                    self.codes.decode_with(at, &mut codes, |c| c as usize);
+                    if let [y1] = yr {
+                        // One column: four independent sums hide the add latency.
+                        let mut acc = [0.0_f32; 4];
+                        for (q, cs) in codes.chunks(4).enumerate() {
+                            for (p, (a, &c)) in acc.iter_mut().zip(cs).enumerate() {
+                                *a += tables[(4 * q + p) * k + c];
+                            }
+                        }
+                        *y1 += acc.iter().sum::<f32>();
+                    } else {
+                        for (jj, &c) in codes.iter().enumerate() {
+                            let entry = &tables[(jj * k + c) * n..][..n];
+                            yr.iter_mut().zip(entry).for_each(|(o, &v)| *o += v);
+                        }
+                    }
+                }
+            });
+        }
+        Array2::from_shape_vec((rows, n), y).expect("rows x n values")
     }
 }
+
+/// Bytes of lookup tables built at a time (about half an L2 cache).
+const TABLE_BYTES: usize = 1 << 18;
+/// Output rows per parallel task of the table product.
+const ROW_BLOCK: usize = 64;
+/// Up to this many input columns, lookup tables can beat decoding rows.
+const TABLE_COLUMNS: usize = 16;
 
 /// `ceil(log2 k)`, at least 1 (a packed code has at least one bit).
 fn code_bits(k: usize) -> u8 {
@@ -167,7 +238,9 @@ impl Tensor for ProductTensor {
     }
 
     fn to_dense(&self) -> ArrayD<f32> {
-        self.decode().into_dyn()
+        let mut w = vec![0.0_f32; self.shape[0] * self.shape[1]];
+        self.decode_rows(0, self.shape[0], &mut w);
+        ArrayD::from_shape_vec(self.shape.to_vec(), w).expect("rows x cols values")
     }
 
     fn matmul(&self, x: ArrayView2<f32>) -> deepcompress_core::Result<Array2<f32>> {
@@ -178,17 +251,17 @@ impl Tensor for ProductTensor {
                 x.shape(),
             ));
         }
-        let (d, m) = (self.dim, self.spaces());
-        let codes = self.codes.unpack();
-        let mut y = Array2::<f32>::zeros((self.shape[0], x.ncols()));
-        for j in 0..m {
-            // Every centroid times this subspace's slice of the input: [k, n].
-            let table = matmul(self.codebook(j), x.slice(s![j * d..(j + 1) * d, ..]));
-            for (i, mut row) in y.rows_mut().into_iter().enumerate() {
-                row += &table.row(codes[i * m + j] as usize);
-            }
+        let (rows, cols) = (self.shape[0], self.shape[1]);
+        // Lookup tables cost `k·d` multiply-adds per subspace and column, against `out·d`
+        // for decoded rows: they pay for few columns and many more rows than centroids.
+        if x.ncols() == 0 {
+            return Ok(Array2::zeros((rows, 0)));
         }
-        Ok(y)
+        if x.ncols() <= TABLE_COLUMNS && 4 * self.centroids <= rows {
+            Ok(self.table_matmul(x))
+        } else {
+            Ok(streamed_matmul(rows, cols, x, |r0, r1, out| self.decode_rows(r0, r1, out)))
+        }
     }
 
     fn clone_box(&self) -> Box<dyn Tensor> {
@@ -203,6 +276,34 @@ impl Tensor for ProductTensor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_product_path_equals_the_decoded_weight_times_x() {
+        // Lookup tables (one column, a few columns; subspaces in several groups), decoded
+        // rows (many columns, or too few rows for tables), sub-vectors of 1, 3 and 4.
+        let cases = [(256, 64, 4, 16), (300, 96, 3, 8), (40, 32, 1, 16), (512, 1024, 4, 128)];
+        for (rows, cols, d, k) in cases {
+            let w = Array2::from_shape_fn((rows, cols), |(i, j)| {
+                (((i * 37 + j * 11) % 29) as f32 - 14.0) / 9.0
+            });
+            let pq = ProductTensor::quantize(w.view(), &ProductConfig::new(d, k).iterations(3), 1)
+                .unwrap();
+            let dense = pq.to_dense().into_dimensionality::<ndarray::Ix2>().unwrap();
+            for n in [1, 5, 16, 17, 40] {
+                let x =
+                    Array2::from_shape_fn((cols, n), |(i, t)| ((i * 7 + t * 3) % 11) as f32 - 5.0);
+                let want = dense.dot(&x);
+                let got = pq.matmul(x.view()).unwrap();
+                let scale = want.iter().fold(1.0_f32, |a, v| a.max(v.abs()));
+                let worst = (&got - &want).iter().fold(0.0_f32, |a, v| a.max(v.abs()));
+                assert!(
+                    worst <= 1e-5 * scale * cols as f32,
+                    "{rows}x{cols} d {d} k {k} n {n}: {worst}"
+                );
+            }
+            assert_eq!(pq.matmul(Array2::zeros((cols, 0)).view()).unwrap().dim(), (rows, 0));
+        }
+    }
 
     #[test]
     fn code_bits_is_ceil_log2() {

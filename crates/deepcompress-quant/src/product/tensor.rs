@@ -22,10 +22,12 @@ use std::any::Any;
 /// the codebooks in `f32`, `in/d · k · d` values. When a layer has fewer rows than `k`,
 /// each subspace keeps `out` centroids (every sub-vector its own: exact).
 ///
-/// [`Tensor::matmul`] uses the codebooks directly: per subspace it multiplies the `k`
-/// centroids by the matching `d` rows of the input once, then each output row adds the
-/// entry of its code — `k·d + out` multiply-adds per subspace and input column instead of
-/// `out·d`.
+/// [`Tensor::matmul`] takes one of two routes. For up to 16 input columns on a layer with
+/// at least `4k` rows it uses the codebooks directly: per subspace it multiplies the `k`
+/// centroids by the matching `d` rows of the input once (a lookup table), then each output
+/// row adds the entry of its code — `k·d + out` multiply-adds per subspace and column
+/// instead of `out·d`. Otherwise it decodes blocks of rows into a cache-sized buffer and
+/// multiplies them with the dense GEMM, so the full weight never exists in memory.
 ///
 /// Use it for large fully connected layers when 1 to 2 bits per weight are wanted and a
 /// little accuracy can be given up; it does not need data. Larger `k` or smaller `d`

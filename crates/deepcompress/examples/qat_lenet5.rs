@@ -1,8 +1,8 @@
 //! LeNet-5 (Caffe variant) on the embedded MNIST split: a float baseline, then from that
 //! baseline 4-bit weights by round-to-nearest PTQ and by quantization-aware fine-tuning
 //! (LSQ learned steps, and min-max fake quantization); 4-bit weights with 4- and 2-bit
-//! activations (the ReLU's output), calibrated without training and then trained with
-//! LSQ; ternary weights (TWN) and binary weights (BinaryConnect with XNOR-Net scaling),
+//! activations (the ReLU's output), and with 4-bit codes at every layer's input,
+//! calibrated without training and then trained with LSQ; ternary weights (TWN) and binary weights (BinaryConnect with XNOR-Net scaling),
 //! each converted to stored low-bit layers; prints accuracy and stored size (every layer
 //! compressed, biases f32; quantized activations are simulated in f32).
 //!
@@ -14,13 +14,15 @@
 //! exists and saved there otherwise.
 
 use deepcompress::Model;
+use deepcompress::core::layer::Layer;
 use deepcompress::core::model::Selector;
 use deepcompress::core::pass::{Pass, PassContext};
 use deepcompress::data::{Dataset, MNIST_MEAN, MNIST_STD, Mnist};
 use deepcompress::models::lenet5;
 use deepcompress::quant::{
     ActQat, BinaryMethod, BinaryScale, CalibrateActivations, Calibration, ConvertBinary,
-    ConvertQat, Granularity, PrepareBinary, PrepareQat, QuantScheme, QuantizeWeights, WeightQat,
+    ConvertQat, Granularity, LsqActivation, PrepareBinary, PrepareQat, QuantScheme,
+    QuantizeWeights, WeightQat,
 };
 use deepcompress::train::{Adam, LrSchedule, TrainConfig, Trainer, evaluate};
 use std::time::Instant;
@@ -160,6 +162,44 @@ fn main() -> deepcompress::Result<()> {
                 );
                 row(&name, &mut qat, &test, Some(base))?;
             }
+        }
+    }
+
+    // 4-bit codes at the input of every Conv2d and Linear: signed LSQ quantizers before
+    // conv1 and after each pooling (LeNet-5's convolutions have no ReLU) beside the ReLU's
+    // unsigned one, with 4-bit weights; post-training under three calibrations, then LSQ
+    // QAT from the MSE start.
+    let mut every = float.clone();
+    let signed = || -> deepcompress::Result<Box<dyn Layer>> {
+        let q = LsqActivation::new(4, true).map_err(|e| e.into_core("input quantizer"))?;
+        Ok(Box::new(q))
+    };
+    let conv1 = every.layer("conv1")?.clone_box();
+    every.replace_with_sequence("conv1", vec![signed()?, conv1])?;
+    for pool in ["pool1", "pool2"] {
+        let layer = every.layer(pool)?.clone_box();
+        every.replace_with_sequence(pool, vec![layer, signed()?])?;
+    }
+    let w4 = WeightQat::FakeQuant(QuantScheme::new(4).granularity(Granularity::PerChannel));
+    PrepareQat::new(all.clone(), w4)
+        .activations(ActQat::Lsq { bits: 4 })
+        .apply(&mut every, &mut calib_ctx)?;
+    let calibrations =
+        [("min-max", Calibration::MinMax), ("MSE", Calibration::Mse), ("KL", Calibration::Kl)];
+    for (label, cal) in calibrations {
+        let mut ptq = every.clone();
+        CalibrateActivations::new(all.clone(), cal).apply(&mut ptq, &mut calib_ctx)?;
+        let mut qat = ptq.clone();
+        ConvertQat::new(all.clone()).apply(&mut ptq, &mut calib_ctx)?;
+        let name = format!("4-bit weights, every layer input at 4 bits, PTQ ({label} calibration)");
+        row(&name, &mut ptq, &test, Some(base))?;
+        if cal == Calibration::Mse {
+            fit(&mut qat, &train, ft, LOW_BIT_LR)?;
+            ConvertQat::new(all.clone()).apply(&mut qat, &mut calib_ctx)?;
+            let name = format!(
+                "4-bit weights, every layer input at 4 bits, LSQ QAT from MSE ({ft} epochs, lr {LOW_BIT_LR:.0e})"
+            );
+            row(&name, &mut qat, &test, Some(base))?;
         }
     }
 

@@ -1,6 +1,6 @@
 //! Times our f32 and integer matrix products on a 4096x4096 weight at batch 1 (GEMV) and
-//! batch 128 (GEMM), and prints one JSON line per kernel with the median seconds. With a
-//! path argument it also writes the weight there (raw little-endian f32, row-major
+//! batch 128 (GEMM, with 8-bit and with 7-bit weights), and prints one JSON line per
+//! kernel with the median seconds. With a path argument it also writes the weight there (raw little-endian f32, row-major
 //! `[out, in]`) for `compare_quant.py`, which times onnxruntime on the same weight.
 //!
 //! ```text
@@ -26,6 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::fs::write(format!("{d}/weight_{N}x{N}.f32"), bytes)?;
     }
     let q8 = Int8Matrix::from_f32(w.view())?;
+    let q7 = Int8Matrix::from_f32_reduced_range(w.view())?;
     let q4 = Int4Matrix::from_f32(w.view())?;
     for batch in [1usize, 128] {
         let x =
@@ -58,6 +59,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "ours-int8",
                 median_secs(repeats, || {
                     black_box(q8.gemm(black_box(x.view())).expect("gemm"));
+                }),
+            );
+            line(
+                "ours-int8-7bit-weights",
+                median_secs(repeats, || {
+                    black_box(q7.gemm(black_box(x.view())).expect("gemm"));
                 }),
             );
         }

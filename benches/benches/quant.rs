@@ -121,6 +121,8 @@ fn qlinear_4096_batch128(c: &mut Criterion) {
         ActQuant::from_range(lo, hi, 8).expect("finite range")
     };
     let mut int8 = QLinear::new(w.view(), Some(&bias), range(&x), range(&y)).expect("finite");
+    let mut int7 =
+        QLinear::new_reduced_range(w.view(), Some(&bias), range(&x), range(&y)).expect("finite");
     let mut g = c.benchmark_group("qlinear_4096_batch128");
     g.sample_size(20);
     g.bench_function("f32_linear", |b| {
@@ -128,6 +130,9 @@ fn qlinear_4096_batch128(c: &mut Criterion) {
     });
     g.bench_function("int8_qlinear", |b| {
         b.iter(|| int8.forward(black_box(x.clone()), Mode::Eval).expect("forward"))
+    });
+    g.bench_function("int8_qlinear_7bit_weights", |b| {
+        b.iter(|| int7.forward(black_box(x.clone()), Mode::Eval).expect("forward"))
     });
     g.finish();
 }

@@ -27,12 +27,18 @@ proptest! {
     fn qlinear_matches_the_simulation_within_one_step(
         out in 1usize..24, k in 1usize..300, n in 1usize..9, seed in 0u64..10_000,
         lo in -4.0f32..0.0, hi in 0.1f32..4.0, out_range in 0.5f32..20.0, bias in any::<bool>(),
+        reduced in any::<bool>(),
     ) {
         let w = Array2::from_shape_fn((out, k), |(i, j)| noise(i * k + j, seed) * (1.0 + i as f32 / 4.0));
         let b: Vec<f32> = (0..out).map(|i| noise(i, seed + 1)).collect();
         let input = ActQuant::from_range(lo, hi, 8).unwrap();
         let output = ActQuant::from_range(-out_range, out_range, 8).unwrap();
-        let mut fc = QLinear::new(w.view(), bias.then_some(&b[..]), input, output).unwrap();
+        let mut fc = if reduced {
+            QLinear::new_reduced_range(w.view(), bias.then_some(&b[..]), input, output).unwrap()
+        } else {
+            QLinear::new(w.view(), bias.then_some(&b[..]), input, output).unwrap()
+        };
+        prop_assert_eq!(fc.encoding(), if reduced { "int8 (w7a8)" } else { "int8 (w8a8)" });
         // Inputs overshoot the calibrated range on purpose: clipping must agree too.
         let x = ArrayD::from_shape_fn(vec![n, k], |i| noise(i[0] * k + i[1], seed + 2) * 1.5 * hi.max(-lo));
         let y = fc.forward(x.clone(), Mode::Eval).unwrap();
@@ -46,14 +52,19 @@ proptest! {
     #[test]
     fn qconv2d_matches_the_simulation_within_one_step(
         cin in 1usize..4, cout in 1usize..6, kernel in 1usize..4, pad in 0usize..2,
-        stride in 1usize..3, hw in 4usize..9, seed in 0u64..10_000,
+        stride in 1usize..3, hw in 4usize..9, seed in 0u64..10_000, reduced in any::<bool>(),
     ) {
         let cfg = Conv2dConfig::new(cin, cout, kernel).padding(pad).stride(stride);
         let conv = Conv2d::new(cfg, seed).unwrap();
         let w = conv.weight.value().view().into_dimensionality::<Ix4>().unwrap();
         let b: Vec<f32> = (0..cout).map(|i| noise(i, seed) * 0.1).collect();
-        let q = QConv2d::new(cfg, w, Some(&b), ActQuant::from_range(0.0, 1.0, 8).unwrap(),
-                             ActQuant::from_range(-1.5, 1.5, 8).unwrap()).unwrap();
+        let (input, output) =
+            (ActQuant::from_range(0.0, 1.0, 8).unwrap(), ActQuant::from_range(-1.5, 1.5, 8).unwrap());
+        let q = if reduced {
+            QConv2d::new_reduced_range(cfg, w, Some(&b), input, output).unwrap()
+        } else {
+            QConv2d::new(cfg, w, Some(&b), input, output).unwrap()
+        };
         let x = ArrayD::from_shape_fn(vec![2, cin, hw, hw], |i| {
             noise(((i[0] * cin + i[1]) * hw + i[2]) * hw + i[3], seed + 3).abs()
         });
@@ -86,17 +97,24 @@ fn int8_lenet5_keeps_accuracy_with_every_calibration() {
         Calibration::Mse,
         Calibration::Kl,
     ] {
-        let mut m = model.clone();
-        StaticQuantize::new(Selector::all())
-            .calibration(c)
-            .samples(256)
-            .apply(&mut m, &mut PassContext::new(0).with_calibration(&calib))
-            .unwrap();
-        let acc = evaluate(&mut m, &test, 500).unwrap().accuracy;
-        let bits = m.summary(&[1, 1, 28, 28]).unwrap().total().storage_bits;
-        assert!(base - acc <= 0.01, "{c:?}: {base} -> {acc}");
-        assert!(bits * 3 < f32_bits, "{c:?}: {bits} of {f32_bits} bits");
-        assert!(m.layer_as::<QConv2d>("conv1").is_ok() && m.layer_as::<QLinear>("fc2").is_ok());
+        // 7-bit weights with the default (min-max) calibration only.
+        let variants: &[bool] = if c == Calibration::MinMax { &[false, true] } else { &[false] };
+        for &reduced in variants {
+            let mut m = model.clone();
+            StaticQuantize::new(Selector::all())
+                .calibration(c)
+                .samples(256)
+                .reduce_range(reduced)
+                .apply(&mut m, &mut PassContext::new(0).with_calibration(&calib))
+                .unwrap();
+            let acc = evaluate(&mut m, &test, 500).unwrap().accuracy;
+            let bits = m.summary(&[1, 1, 28, 28]).unwrap().total().storage_bits;
+            assert!(base - acc <= 0.01, "{c:?}, 7-bit {reduced}: {base} -> {acc}");
+            assert!(bits * 3 < f32_bits, "{c:?}: {bits} of {f32_bits} bits");
+            let conv1 = m.layer_as::<QConv2d>("conv1").unwrap();
+            assert!(m.layer_as::<QLinear>("fc2").is_ok());
+            assert_eq!(conv1.encoding(), if reduced { "int8 (w7a8)" } else { "int8 (w8a8)" });
+        }
     }
 }
 

@@ -117,6 +117,10 @@ fn main() -> deepcompress::Result<()> {
             p.stage(StaticQuantize::new(all()).calibration(c).samples(1000))
         })?;
     }
+    let label = "7-bit weights + int8 activations (reduce range), static PTQ, min-max";
+    row(label, &base, &sets, base_acc, |p| {
+        p.stage(StaticQuantize::new(all()).samples(1000).reduce_range(true))
+    })?;
     let w4 = QuantScheme::new(4);
     row("4-bit weights, per channel, round to nearest (PTQ)", &base, &sets, base_acc, |p| {
         p.stage(QuantizeWeights::new(all(), w4))

@@ -42,6 +42,7 @@ pub struct StaticQuantize {
     selector: Selector,
     calibration: Calibration,
     samples: usize,
+    reduce_range: bool,
 }
 
 /// Calibration batch size.
@@ -50,7 +51,14 @@ const BATCH: usize = 64;
 impl StaticQuantize {
     /// Quantizes the selected layers, calibrating with min-max on up to 512 samples.
     pub fn new(selector: Selector) -> Self {
-        Self { selector, calibration: Calibration::MinMax, samples: 512 }
+        Self { selector, calibration: Calibration::MinMax, samples: 512, reduce_range: false }
+    }
+
+    /// 7-bit weight codes ([`QLinear::new_reduced_range`]): a faster integer product on
+    /// AVX2 CPUs without VNNI, for twice the weight rounding error.
+    pub fn reduce_range(mut self, on: bool) -> Self {
+        self.reduce_range = on;
+        self
     }
 
     /// The range-choosing method for every activation.
@@ -146,13 +154,23 @@ impl StaticQuantize {
             let layer: Box<dyn Layer> = if let Ok(fc) = model.layer_as::<Linear>(p) {
                 let w = fc.weight.value().view().into_dimensionality().expect("2-D weight");
                 let b = fc.bias.as_ref().map(|b| b.value().iter().copied().collect::<Vec<_>>());
-                Box::new(QLinear::new(w, b.as_deref(), qi, qo).map_err(named)?)
+                let fc = if self.reduce_range {
+                    QLinear::new_reduced_range(w, b.as_deref(), qi, qo)
+                } else {
+                    QLinear::new(w, b.as_deref(), qi, qo)
+                };
+                Box::new(fc.map_err(named)?)
             } else {
                 let conv = model.layer_as::<Conv2d>(p)?;
                 let w =
                     conv.weight.value().view().into_dimensionality::<Ix4>().expect("4-D kernel");
                 let b = conv.bias.as_ref().map(|b| b.value().iter().copied().collect::<Vec<_>>());
-                Box::new(QConv2d::new(conv.config, w, b.as_deref(), qi, qo).map_err(named)?)
+                let q = if self.reduce_range {
+                    QConv2d::new_reduced_range(conv.config, w, b.as_deref(), qi, qo)
+                } else {
+                    QConv2d::new(conv.config, w, b.as_deref(), qi, qo)
+                };
+                Box::new(q.map_err(named)?)
             };
             out.push((p.clone(), layer));
         }
@@ -162,7 +180,8 @@ impl StaticQuantize {
 
 impl Pass for StaticQuantize {
     fn name(&self) -> String {
-        format!("static-quantize (int8, {:?})", self.calibration)
+        let weights = if self.reduce_range { "7-bit weights" } else { "int8" };
+        format!("static-quantize ({weights}, {:?})", self.calibration)
     }
 
     fn validate(&self, model: &Model) -> deepcompress_core::Result<()> {

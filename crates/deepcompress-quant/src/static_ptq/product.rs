@@ -21,14 +21,18 @@ pub(crate) struct Int8Product {
     requant: Vec<Requant>,
     pub(crate) input: ActQuant,
     pub(crate) output: ActQuant,
+    /// Weight codes within ±63 (7 bits).
+    reduced: bool,
 }
 
 impl Int8Product {
+    /// `reduced`: 7-bit weight codes (`Int8Matrix::from_f32_reduced_range`).
     pub(crate) fn new(
         w: ArrayView2<f32>,
         bias: Option<&[f32]>,
         input: ActQuant,
         output: ActQuant,
+        reduced: bool,
     ) -> Result<Self> {
         if input.bits != 8 || output.bits != 8 {
             return Err(QuantError::param(
@@ -42,7 +46,8 @@ impl Int8Product {
         {
             return Err(QuantError::NonFinite { what: "the bias".into() });
         }
-        let weight = Int8Matrix::from_f32(w)?;
+        let weight =
+            if reduced { Int8Matrix::from_f32_reduced_range(w)? } else { Int8Matrix::from_f32(w)? };
         let k = w.ncols();
         let row_sums =
             weight.codes().chunks(k.max(1)).map(|r| r.iter().map(|&c| c as i64).sum()).collect();
@@ -53,7 +58,7 @@ impl Int8Product {
         let requant = (0..w.nrows())
             .map(|o| Requant::new(step(o) / output.scale as f64))
             .collect::<Result<_>>()?;
-        Ok(Self { weight, row_sums, bias, requant, input, output })
+        Ok(Self { weight, row_sums, bias, requant, input, output, reduced })
     }
 
     /// Rows of `x` (`[n, k]`) through the integer path: `[n, out]`, each value an int8
@@ -104,6 +109,11 @@ impl Int8Product {
             }
         }
         y.mapv(|v| self.output.fake(v))
+    }
+
+    /// `"int8 (w8a8)"`, or `"int8 (w7a8)"` for 7-bit weight codes.
+    pub(crate) fn encoding(&self) -> String {
+        format!("int8 (w{}a8)", if self.reduced { 7 } else { 8 })
     }
 
     /// Exact bits: int8 codes, an f32 scale and an i32 bias per row, and the input and

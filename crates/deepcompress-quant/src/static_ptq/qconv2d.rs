@@ -45,6 +45,29 @@ impl QConv2d {
         input: ActQuant,
         output: ActQuant,
     ) -> Result<Self> {
+        Self::build(config, weight, bias, input, output, false)
+    }
+
+    /// [`QConv2d::new`] with 7-bit weight codes, as [`QLinear::new_reduced_range`](
+    /// super::QLinear::new_reduced_range).
+    pub fn new_reduced_range(
+        config: Conv2dConfig,
+        weight: ArrayView4<f32>,
+        bias: Option<&[f32]>,
+        input: ActQuant,
+        output: ActQuant,
+    ) -> Result<Self> {
+        Self::build(config, weight, bias, input, output, true)
+    }
+
+    fn build(
+        config: Conv2dConfig,
+        weight: ArrayView4<f32>,
+        bias: Option<&[f32]>,
+        input: ActQuant,
+        output: ActQuant,
+        reduced: bool,
+    ) -> Result<Self> {
         let config = Conv2dConfig { bias: bias.is_some(), ..config };
         config.check()?;
         if config.groups != 1 {
@@ -70,7 +93,7 @@ impl QConv2d {
             .into_owned()
             .into_shape_with_order((want[0], want[1] * want[2] * want[3]))
             .expect("contiguous");
-        let product = Int8Product::new(flat.view(), bias, input, output)?;
+        let product = Int8Product::new(flat.view(), bias, input, output, reduced)?;
         Ok(Self { config, product, bias: bias.map(|b| Array1::from(b.to_vec())) })
     }
 
@@ -143,7 +166,7 @@ impl Layer for QConv2d {
     }
 
     fn encoding(&self) -> String {
-        "int8 (w8a8)".into()
+        self.product.encoding()
     }
 
     fn clone_box(&self) -> Box<dyn Layer> {

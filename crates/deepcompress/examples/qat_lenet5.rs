@@ -66,6 +66,40 @@ fn row(
     Ok((acc, bits))
 }
 
+/// Rows for a model whose activation quantizers `PrepareQat` has placed: post-training
+/// under each calibration (on the context's data), then LSQ QAT from the MSE-calibrated
+/// start.
+#[allow(clippy::too_many_arguments)]
+fn calibrated_rows(
+    start: &Model,
+    what: &str,
+    calibrations: &[(&str, Calibration)],
+    ctx: &mut PassContext<'_>,
+    train: &Dataset,
+    test: &Dataset,
+    base: (f32, u64),
+    ft: usize,
+) -> deepcompress::Result<()> {
+    let all = Selector::all();
+    for &(label, cal) in calibrations {
+        let mut ptq = start.clone();
+        CalibrateActivations::new(all.clone(), cal).apply(&mut ptq, ctx)?;
+        let mut qat = ptq.clone();
+        ConvertQat::new(all.clone()).apply(&mut ptq, ctx)?;
+        let name = format!("4-bit weights, {what}, PTQ ({label} calibration)");
+        row(&name, &mut ptq, test, Some(base))?;
+        if cal == Calibration::Mse {
+            fit(&mut qat, train, ft, LOW_BIT_LR)?;
+            ConvertQat::new(all.clone()).apply(&mut qat, ctx)?;
+            let name = format!(
+                "4-bit weights, {what}, LSQ QAT from MSE ({ft} epochs, lr {LOW_BIT_LR:.0e})"
+            );
+            row(&name, &mut qat, test, Some(base))?;
+        }
+    }
+    Ok(())
+}
+
 fn main() -> deepcompress::Result<()> {
     let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let base_epochs = args.first().copied().unwrap_or(20);
@@ -147,22 +181,9 @@ fn main() -> deepcompress::Result<()> {
         PrepareQat::new(all.clone(), w4)
             .activations(ActQat::Lsq { bits: abits })
             .apply(&mut start, &mut calib_ctx)?;
-        for (label, cal) in [("min-max", Calibration::MinMax), ("MSE", Calibration::Mse)] {
-            let mut ptq = start.clone();
-            CalibrateActivations::new(all.clone(), cal).apply(&mut ptq, &mut calib_ctx)?;
-            let mut qat = ptq.clone();
-            ConvertQat::new(all.clone()).apply(&mut ptq, &mut calib_ctx)?;
-            let name = format!("4-bit weights, {abits}-bit activations, PTQ ({label} calibration)");
-            row(&name, &mut ptq, &test, Some(base))?;
-            if cal == Calibration::Mse {
-                fit(&mut qat, &train, ft, LOW_BIT_LR)?;
-                ConvertQat::new(all.clone()).apply(&mut qat, &mut calib_ctx)?;
-                let name = format!(
-                    "4-bit weights, {abits}-bit activations, LSQ QAT from MSE ({ft} epochs, lr {LOW_BIT_LR:.0e})"
-                );
-                row(&name, &mut qat, &test, Some(base))?;
-            }
-        }
+        let calibrations = [("min-max", Calibration::MinMax), ("MSE", Calibration::Mse)];
+        let what = format!("{abits}-bit activations");
+        calibrated_rows(&start, &what, &calibrations, &mut calib_ctx, &train, &test, base, ft)?;
     }
 
     // 4-bit codes at the input of every Conv2d and Linear: signed LSQ quantizers before
@@ -186,22 +207,8 @@ fn main() -> deepcompress::Result<()> {
         .apply(&mut every, &mut calib_ctx)?;
     let calibrations =
         [("min-max", Calibration::MinMax), ("MSE", Calibration::Mse), ("KL", Calibration::Kl)];
-    for (label, cal) in calibrations {
-        let mut ptq = every.clone();
-        CalibrateActivations::new(all.clone(), cal).apply(&mut ptq, &mut calib_ctx)?;
-        let mut qat = ptq.clone();
-        ConvertQat::new(all.clone()).apply(&mut ptq, &mut calib_ctx)?;
-        let name = format!("4-bit weights, every layer input at 4 bits, PTQ ({label} calibration)");
-        row(&name, &mut ptq, &test, Some(base))?;
-        if cal == Calibration::Mse {
-            fit(&mut qat, &train, ft, LOW_BIT_LR)?;
-            ConvertQat::new(all.clone()).apply(&mut qat, &mut calib_ctx)?;
-            let name = format!(
-                "4-bit weights, every layer input at 4 bits, LSQ QAT from MSE ({ft} epochs, lr {LOW_BIT_LR:.0e})"
-            );
-            row(&name, &mut qat, &test, Some(base))?;
-        }
-    }
+    let what = "every layer input at 4 bits";
+    calibrated_rows(&every, what, &calibrations, &mut calib_ctx, &train, &test, base, ft)?;
 
     let methods = [
         ("TWN ternary, per layer", BinaryMethod::Ternary { factor: 0.7, per_channel: false }),

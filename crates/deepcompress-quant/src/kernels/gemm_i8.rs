@@ -293,18 +293,23 @@ fn reduce_tile(v: &[[std::arch::x86_64::__m256i; TILE_X]; TILE_W], acc: &mut Sum
 mod tests {
     use super::*;
 
-    /// Every kernel this CPU can run for weights within ±64 (`narrow`) or not: the detected
-    /// one, the portable loops, and on AVX2 CPUs the VNNI layout with `vpdpbusd` emulated
-    /// (so the offset correction is tested here even without VNNI hardware).
-    fn runnable_kernels(narrow: bool) -> Vec<(&'static str, Kernel)> {
-        let mut ks = vec![("detected", kernel_for(Isa::detect(), narrow))];
-        ks.push(("portable", kernel_for(Isa::Portable, narrow)));
+    /// Every kernel this CPU can run for weights within ±64 (`narrow`) or not: one per
+    /// instruction set it has (VNNI included, where present), the wide AVX2 kernel on 7-bit
+    /// codes too, and on AVX2 CPUs the VNNI layout with `vpdpbusd` emulated (so the offset
+    /// correction is tested here even without VNNI hardware).
+    fn runnable_kernels(narrow: bool) -> Vec<(String, Kernel)> {
+        let mut ks: Vec<(String, Kernel)> = Isa::runnable()
+            .into_iter()
+            .map(|isa| (format!("{isa:?}"), kernel_for(isa, narrow)))
+            .collect();
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
-            ks.push(("avx2", kernel_for(Isa::Avx2, false)));
-            ks.push(("emulated vnni", Kernel { tile: tile_emulated_vnni_safe, unsigned_x: true }));
+            ks.push((
+                "emulated vnni".into(),
+                Kernel { tile: tile_emulated_vnni_safe, unsigned_x: true },
+            ));
             if narrow {
-                ks.push(("avx2 narrow", kernel_for(Isa::Avx2, true)));
+                ks.push(("Avx2 on 7-bit codes, wide kernel".into(), kernel_for(Isa::Avx2, false)));
             }
         }
         ks

@@ -36,6 +36,28 @@ impl Isa {
         }
         Isa::Portable
     }
+
+    /// Every instruction set this CPU can run, best first: the tests run each kernel on
+    /// each, so that a machine (or emulator) with VNNI checks the VNNI kernels too.
+    #[cfg(test)]
+    pub(crate) fn runnable() -> Vec<Self> {
+        let mut all = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            if has!("avx2") {
+                if has!("avx512vnni") && has!("avx512vl") {
+                    all.push(Isa::Avx512Vnni);
+                }
+                if has!("avxvnni") {
+                    all.push(Isa::AvxVnni);
+                }
+                all.push(Isa::Avx2);
+            }
+        }
+        all.push(Isa::Portable);
+        all
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -131,18 +153,19 @@ mod x86 {
     mod tests {
         use super::*;
 
-        #[test]
-        fn emulated_dpbusd_is_the_exact_sum_of_four_products() {
-            if !std::arch::is_x86_feature_detected!("avx2") {
-                return;
-            }
+        type Dpbusd = unsafe fn(__m256i, __m256i, __m256i) -> __m256i;
+
+        /// `f(7, u, s)` against the exact sums of four products, for `s` within `±span`.
+        fn check_dpbusd(name: &str, f: Dpbusd, span: i32) {
             let u: [u8; 32] =
                 std::array::from_fn(|i| (i * 67 % 256) as u8 | (0x80 * (i % 2) as u8));
-            let s: [i8; 32] = std::array::from_fn(|i| (i as i32 * 29 % 256 - 128) as i8);
+            let s: [i8; 32] =
+                std::array::from_fn(|i| (i as i32 * 29 % (2 * span + 1) - span) as i8);
             let mut got = [0i32; 8];
-            // SAFETY: AVX2 was detected above; loads and the store are 32 bytes.
+            // SAFETY: the caller detected the instruction set `f` needs; loads and the
+            // store are 32 bytes.
             unsafe {
-                let r = dpbusd_emulated(
+                let r = f(
                     _mm256_set1_epi32(7),
                     _mm256_loadu_si256(u.as_ptr() as *const __m256i),
                     _mm256_loadu_si256(s.as_ptr() as *const __m256i),
@@ -152,7 +175,23 @@ mod x86 {
             for (l, g) in got.iter().enumerate() {
                 let want: i32 =
                     7 + (0..4).map(|j| u[4 * l + j] as i32 * s[4 * l + j] as i32).sum::<i32>();
-                assert_eq!(*g, want, "lane {l}");
+                assert_eq!(*g, want, "{name}, lane {l}");
+            }
+        }
+
+        #[test]
+        fn every_dpbusd_this_cpu_runs_is_the_exact_sum_of_four_products() {
+            use std::arch::is_x86_feature_detected as has;
+            if !has!("avx2") {
+                return;
+            }
+            check_dpbusd("emulated", dpbusd_emulated, 128);
+            check_dpbusd("avx2 narrow", dpbusd_avx2_narrow, 64);
+            if has!("avxvnni") {
+                check_dpbusd("avx-vnni", dpbusd_avxvnni, 128);
+            }
+            if has!("avx512vnni") && has!("avx512vl") {
+                check_dpbusd("avx-512 vnni", dpbusd_avx512vnni, 128);
             }
         }
     }

@@ -153,6 +153,20 @@ mod x86 {
     mod tests {
         use super::*;
 
+        /// With `DEEPCOMPRESS_EXPECT_ISA` set (to `Avx512Vnni`, say, as `.ci/vnni-in-bochs`
+        /// does), fail unless this CPU runs that instruction set: a run meant to test a VNNI
+        /// kernel must not pass quietly on the AVX2 one.
+        #[test]
+        fn the_expected_instruction_set_is_runnable() {
+            if let Ok(name) = std::env::var("DEEPCOMPRESS_EXPECT_ISA") {
+                let all = super::super::Isa::runnable();
+                assert!(
+                    all.iter().any(|isa| format!("{isa:?}") == name),
+                    "{name} was expected, this CPU runs {all:?}"
+                );
+            }
+        }
+
         type Dpbusd = unsafe fn(__m256i, __m256i, __m256i) -> __m256i;
 
         /// `f(7, u, s)` against the exact sums of four products, for `s` within `±span`.

@@ -153,8 +153,8 @@ mod x86 {
     mod tests {
         use super::*;
 
-        /// With `DEEPCOMPRESS_EXPECT_ISA` set (to `Avx512Vnni`, say, as `.ci/vnni-in-bochs`
-        /// does), fail unless this CPU runs that instruction set: a run meant to test a VNNI
+        /// With `DEEPCOMPRESS_EXPECT_ISA` set (to `Avx512Vnni`, say, when testing on a VNNI
+        /// machine), fail unless this CPU runs that instruction set: a run meant to test a VNNI
         /// kernel must not pass quietly on the AVX2 one.
         #[test]
         fn the_expected_instruction_set_is_runnable() {

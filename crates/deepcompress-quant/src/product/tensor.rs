@@ -192,21 +192,7 @@ impl ProductTensor {
                 for (r, yr) in block.chunks_mut(n).enumerate() {
                     let at = (b * ROW_BLOCK + r) * m + j0;
                     self.codes.decode_with(at, &mut codes, |c| c as usize);
-                    if let [y1] = yr {
-                        // One column: four independent sums hide the add latency.
-                        let mut acc = [0.0_f32; 4];
-                        for (q, cs) in codes.chunks(4).enumerate() {
-                            for (p, (a, &c)) in acc.iter_mut().zip(cs).enumerate() {
-                                *a += tables[(4 * q + p) * k + c];
-                            }
-                        }
-                        *y1 += acc.iter().sum::<f32>();
-                    } else {
-                        for (jj, &c) in codes.iter().enumerate() {
-                            let entry = &tables[(jj * k + c) * n..][..n];
-                            yr.iter_mut().zip(entry).for_each(|(o, &v)| *o += v);
-                        }
-                    }
+                    add_entries(tables, k, &codes, yr);
                 }
             });
         }
@@ -214,12 +200,41 @@ impl ProductTensor {
     }
 }
 
+/// Adds to `y` (one row of outputs, one or two columns) the table entries of its `codes`,
+/// one per subspace of the group. The column count is a constant, so that the running
+/// sums stay in registers: a row in memory would carry a store-to-load chain from code
+/// to code.
+fn add_entries(tables: &[f32], k: usize, codes: &[usize], y: &mut [f32]) {
+    const _: () = assert!(TABLE_COLUMNS == 2, "add_entries covers 1 and 2 columns");
+    match y.len() {
+        1 => add_entries_of::<1>(tables, k, codes, y),
+        _ => add_entries_of::<2>(tables, k, codes, y),
+    }
+}
+
+/// [`add_entries`] for `N` columns; four running sums hide the add latency.
+fn add_entries_of<const N: usize>(tables: &[f32], k: usize, codes: &[usize], y: &mut [f32]) {
+    let mut acc = [[0.0_f32; N]; 4];
+    for (q, cs) in codes.chunks(4).enumerate() {
+        for (p, (a, &c)) in acc.iter_mut().zip(cs).enumerate() {
+            let entry = &tables[((4 * q + p) * k + c) * N..][..N];
+            a.iter_mut().zip(entry).for_each(|(s, &v)| *s += v);
+        }
+    }
+    for (t, o) in y.iter_mut().enumerate() {
+        *o += acc[0][t] + acc[1][t] + acc[2][t] + acc[3][t];
+    }
+}
+
 /// Bytes of lookup tables built at a time (about half an L2 cache).
 const TABLE_BYTES: usize = 1 << 18;
 /// Output rows per parallel task of the table product.
 const ROW_BLOCK: usize = 64;
-/// Up to this many input columns, lookup tables can beat decoding rows.
-const TABLE_COLUMNS: usize = 16;
+/// Up to this many input columns, lookup tables beat decoding rows. Each further column
+/// widens every table entry a row gathers from the group's tables in L2, while a decoded
+/// row serves any number of columns: on Zen 3, decoding was level with tables at 4
+/// columns and well ahead at 16 (where this limit used to be).
+const TABLE_COLUMNS: usize = 2;
 
 /// `ceil(log2 k)`, at least 1 (a packed code has at least one bit).
 fn code_bits(k: usize) -> u8 {
@@ -281,8 +296,8 @@ mod tests {
 
     #[test]
     fn every_product_path_equals_the_decoded_weight_times_x() {
-        // Lookup tables (one column, a few columns; subspaces in several groups), decoded
-        // rows (many columns, or too few rows for tables), sub-vectors of 1, 3 and 4.
+        // Lookup tables (one and two columns; subspaces in several groups), decoded rows
+        // (more columns, or too few rows for tables), sub-vectors of 1, 3 and 4.
         let cases = [(256, 64, 4, 16), (300, 96, 3, 8), (40, 32, 1, 16), (512, 1024, 4, 128)];
         for (rows, cols, d, k) in cases {
             let w = Array2::from_shape_fn((rows, cols), |(i, j)| {
@@ -291,7 +306,7 @@ mod tests {
             let pq = ProductTensor::quantize(w.view(), &ProductConfig::new(d, k).iterations(3), 1)
                 .unwrap();
             let dense = pq.to_dense().into_dimensionality::<ndarray::Ix2>().unwrap();
-            for n in [1, 5, 16, 17, 40] {
+            for n in [1, 2, 3, 16, 40] {
                 let x =
                     Array2::from_shape_fn((cols, n), |(i, t)| ((i * 7 + t * 3) % 11) as f32 - 5.0);
                 let want = dense.dot(&x);

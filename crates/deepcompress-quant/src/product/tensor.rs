@@ -233,7 +233,7 @@ const ROW_BLOCK: usize = 64;
 /// Up to this many input columns, lookup tables beat decoding rows. Each further column
 /// widens every table entry a row gathers from the group's tables in L2, while a decoded
 /// row serves any number of columns: on Zen 3, decoding was level with tables at 4
-/// columns and well ahead at 16 (where this limit used to be).
+/// columns and well ahead at 16.
 const TABLE_COLUMNS: usize = 2;
 
 /// `ceil(log2 k)`, at least 1 (a packed code has at least one bit).
@@ -298,7 +298,14 @@ mod tests {
     fn every_product_path_equals_the_decoded_weight_times_x() {
         // Lookup tables (one and two columns; subspaces in several groups), decoded rows
         // (more columns, or too few rows for tables), sub-vectors of 1, 3 and 4.
-        let cases = [(256, 64, 4, 16), (300, 96, 3, 8), (40, 32, 1, 16), (512, 1024, 4, 128)];
+        // 1,100 subspaces of 64 centroids take 2 table groups at one column and 3 at two.
+        let cases = [
+            (256, 64, 4, 16),
+            (300, 96, 3, 8),
+            (40, 32, 1, 16),
+            (512, 1024, 4, 128),
+            (256, 1100, 1, 64),
+        ];
         for (rows, cols, d, k) in cases {
             let w = Array2::from_shape_fn((rows, cols), |(i, j)| {
                 (((i * 37 + j * 11) % 29) as f32 - 14.0) / 9.0

@@ -105,6 +105,29 @@ fn stored_layers_4096(c: &mut Criterion) {
     }
 }
 
+/// Product quantization between batch 1 and 128, where its product changes route (lookup
+/// tables up to two columns, decoded rows beyond): d = 4, k = 256 against the dense weight
+/// at 2 to 16 columns.
+fn pq_columns_4096(c: &mut Criterion) {
+    let n = 4096;
+    let w = weight_like(n, n, 5);
+    let dense = DenseTensor::new(w.clone().into_dyn());
+    let pq = ProductTensor::quantize(w.view(), &ProductConfig::new(4, 256).iterations(1), 0)
+        .expect("finite");
+    let mut g = c.benchmark_group("pq_4096_columns");
+    g.sample_size(20);
+    for cols in [2usize, 4, 8, 16] {
+        let x =
+            Array2::from_shape_fn((n, cols), |(i, j)| ((i * 7 + j * 31) % 17) as f32 / 8.5 - 1.0);
+        for (name, t) in [("f32", &dense as &dyn Tensor), ("pq_d4_k256", &pq)] {
+            g.bench_function(format!("{name}/{cols}"), |b| {
+                b.iter(|| t.matmul(black_box(x.view())).expect("matmul"))
+            });
+        }
+    }
+    g.finish();
+}
+
 /// The static-PTQ layer against the float one at batch 128: `QLinear` (int8 input and
 /// output codes, i32 accumulation, fixed-point requantization) and `Linear`, through
 /// `Layer::forward` on the same 4096x4096 weight and bias.
@@ -137,5 +160,12 @@ fn qlinear_4096_batch128(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, gemv_4096, gemm_4096_batch128, stored_layers_4096, qlinear_4096_batch128);
+criterion_group!(
+    benches,
+    gemv_4096,
+    gemm_4096_batch128,
+    stored_layers_4096,
+    pq_columns_4096,
+    qlinear_4096_batch128
+);
 criterion_main!(benches);

@@ -200,15 +200,28 @@ impl ProductTensor {
     }
 }
 
-/// Adds to `y` (one row of outputs, one or two columns) the table entries of its `codes`,
-/// one per subspace of the group. The column count is a constant, so that the running
-/// sums stay in registers: a row in memory would carry a store-to-load chain from code
-/// to code.
+/// Adds to `y` (one row of outputs, up to `TABLE_COLUMNS` columns) the table entries of
+/// its `codes`, one per subspace of the group. The column count is a constant, so that
+/// the running sums stay in registers: a row in memory would carry a store-to-load chain
+/// from code to code.
 fn add_entries(tables: &[f32], k: usize, codes: &[usize], y: &mut [f32]) {
-    const _: () = assert!(TABLE_COLUMNS == 2, "add_entries covers 1 and 2 columns");
     match y.len() {
         1 => add_entries_of::<1>(tables, k, codes, y),
-        _ => add_entries_of::<2>(tables, k, codes, y),
+        2 => add_entries_of::<2>(tables, k, codes, y),
+        3 => add_entries_of::<3>(tables, k, codes, y),
+        4 => add_entries_of::<4>(tables, k, codes, y),
+        5 => add_entries_of::<5>(tables, k, codes, y),
+        6 => add_entries_of::<6>(tables, k, codes, y),
+        7 => add_entries_of::<7>(tables, k, codes, y),
+        8 => add_entries_of::<8>(tables, k, codes, y),
+        9 => add_entries_of::<9>(tables, k, codes, y),
+        10 => add_entries_of::<10>(tables, k, codes, y),
+        11 => add_entries_of::<11>(tables, k, codes, y),
+        12 => add_entries_of::<12>(tables, k, codes, y),
+        13 => add_entries_of::<13>(tables, k, codes, y),
+        14 => add_entries_of::<14>(tables, k, codes, y),
+        15 => add_entries_of::<15>(tables, k, codes, y),
+        _ => add_entries_of::<16>(tables, k, codes, y),
     }
 }
 
@@ -230,11 +243,8 @@ fn add_entries_of<const N: usize>(tables: &[f32], k: usize, codes: &[usize], y: 
 const TABLE_BYTES: usize = 1 << 18;
 /// Output rows per parallel task of the table product.
 const ROW_BLOCK: usize = 64;
-/// Up to this many input columns, lookup tables beat decoding rows. Each further column
-/// widens every table entry a row gathers from the group's tables in L2, while a decoded
-/// row serves any number of columns: on Zen 3, decoding was level with tables at 4
-/// columns and well ahead at 16.
-const TABLE_COLUMNS: usize = 2;
+/// Up to this many input columns, lookup tables can beat decoding rows.
+const TABLE_COLUMNS: usize = 16;
 
 /// `ceil(log2 k)`, at least 1 (a packed code has at least one bit).
 fn code_bits(k: usize) -> u8 {
@@ -296,9 +306,9 @@ mod tests {
 
     #[test]
     fn every_product_path_equals_the_decoded_weight_times_x() {
-        // Lookup tables (one and two columns; subspaces in several groups), decoded rows
-        // (more columns, or too few rows for tables), sub-vectors of 1, 3 and 4.
-        // 1,100 subspaces of 64 centroids take 2 table groups at one column and 3 at two.
+        // Lookup tables (1 to 16 columns; subspaces in several groups), decoded rows (more
+        // columns, or too few rows for tables), sub-vectors of 1, 3 and 4.
+        // 1,100 subspaces of 64 centroids take 2 table groups at one column, 18 at 16.
         let cases = [
             (256, 64, 4, 16),
             (300, 96, 3, 8),

@@ -105,8 +105,8 @@ fn stored_layers_4096(c: &mut Criterion) {
     }
 }
 
-/// Product quantization between batch 1 and 128, where its product changes route (lookup
-/// tables up to two columns, decoded rows beyond): d = 4, k = 256 against the dense weight
+/// Product quantization between batch 1 and 128, where its product still uses lookup
+/// tables (up to 16 columns; decoded rows beyond): d = 4, k = 256 against the dense weight
 /// at 2 to 16 columns.
 fn pq_columns_4096(c: &mut Criterion) {
     let n = 4096;
